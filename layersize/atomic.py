@@ -1,0 +1,48 @@
+"""Atomic file output: write to a temporary file in the target folder, then rename.
+
+A reader never sees a half-written file, and a failure leaves any earlier file
+at that path untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["atomic_path", "write_atomic"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` and rename it onto ``path`` on success.
+
+    The temporary file keeps the suffix of ``path`` (or ``suffix``) so that
+    writers that choose a format by extension, such as ``matplotlib.savefig``,
+    still work. On an exception the temporary file is removed and ``path`` is left
+    as it was.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=suffix or target.suffix
+    )
+    os.close(descriptor)
+    temporary_path = Path(temporary)
+    try:
+        yield temporary_path
+        os.replace(temporary_path, target)
+    finally:
+        temporary_path.unlink(missing_ok=True)
+
+
+def write_atomic(path: str | os.PathLike, content: str | bytes) -> Path:
+    """Write text (UTF-8) or bytes to ``path`` atomically and return the path."""
+    with atomic_path(path) as temporary:
+        if isinstance(content, bytes):
+            temporary.write_bytes(content)
+        else:
+            temporary.write_text(content, encoding="utf-8")
+    return Path(path)

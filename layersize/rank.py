@@ -1,0 +1,134 @@
+"""Effective rank of a matrix or of a batch of matrices.
+
+The effective rank of Roy and Vetterli (EUSIPCO 2007) is the exponential of the
+Shannon entropy of the normalised singular values: with p_k = sigma_k / sum(sigma),
+
+    erank(A) = exp(-sum_k p_k ln p_k),    0 ln 0 = 0.
+
+It lies in [1, min(M, N)] for a non-zero M x N matrix. An all-zero matrix has no
+singular-value distribution, and this module defines its effective rank as 0.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+
+__all__ = ["effective_rank", "singular_values"]
+
+Method = Literal["gram", "svd"]
+
+
+def _as_float_tensor(matrices) -> torch.Tensor:
+    tensor = torch.as_tensor(np.asarray(matrices) if not isinstance(matrices, torch.Tensor) else matrices)
+    if tensor.ndim < 2:
+        raise ValueError(
+            f"effective_rank expects a matrix or a batch of matrices with shape (..., M, N), "
+            f"got an array with shape {tuple(tensor.shape)}. Reshape a vector with "
+            f"reshape(1, -1) or reshape(-1, 1)."
+        )
+    if not tensor.is_floating_point():
+        tensor = tensor.to(torch.float64)
+    return tensor
+
+
+def singular_values(matrices, method: Method = "gram") -> torch.Tensor:
+    """Compute the singular values of each matrix in a batch, in float64.
+
+    Parameters
+    ----------
+    matrices : array-like or torch.Tensor of shape (..., M, N)
+        Real matrices. Integer input is converted to float64.
+    method : {"gram", "svd"}, default="gram"
+        ``"gram"`` takes the square roots of the eigenvalues of the smaller Gram
+        matrix (A Aᵀ or Aᵀ A), formed in float64, from a symmetric eigen-solver.
+        ``"svd"`` calls ``torch.linalg.svdvals`` in the input's precision.
+
+    Returns
+    -------
+    torch.Tensor of shape (..., min(M, N))
+        Non-negative singular values in float64, ascending for ``"gram"`` and
+        descending for ``"svd"``.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is unknown, or if any entry is NaN or infinite.
+
+    Notes
+    -----
+    Each matrix is divided by its largest absolute entry before the Gram matrix is
+    formed, so that squaring neither overflows nor underflows. The effective rank
+    does not depend on that scale. The Gram route loses relative precision on
+    singular values below about sqrt(eps) times the largest one; such values add
+    almost nothing to the entropy.
+    """
+    if method not in ("gram", "svd"):
+        raise ValueError(f"method must be 'gram' or 'svd', got {method!r}.")
+    tensor = _as_float_tensor(matrices)
+
+    finite = torch.isfinite(tensor)
+    if not bool(finite.all()):
+        n_bad = int((~finite).sum())
+        raise ValueError(
+            f"The matrices contain {n_bad} NaN or infinite entries out of {tensor.numel()}. "
+            f"An effective rank of such a matrix is undefined; check the inputs and the "
+            f"weights that produced these activations (for example an exploding "
+            f"initialisation)."
+        )
+
+    if method == "svd":
+        return torch.linalg.svdvals(tensor).to(torch.float64)
+
+    # A float32 Gram matrix puts a noise floor near sqrt(n * eps) * sigma_max under
+    # every singular value, which inflates the effective rank of nearly low-rank
+    # matrices by up to 0.1 (measured on rank-one plus 1e-4 noise, n = 200), so the
+    # Gram matrix is formed in float64.
+    tensor = tensor.to(torch.float64)
+    scale = tensor.abs().amax(dim=(-2, -1), keepdim=True)
+    scaled = tensor / torch.where(scale > 0, scale, torch.ones_like(scale))
+    n_rows, n_columns = tensor.shape[-2:]
+    if n_rows <= n_columns:
+        gram = scaled @ scaled.mT
+    else:
+        gram = scaled.mT @ scaled
+    eigenvalues = torch.linalg.eigvalsh(gram)
+    # Rounding can leave tiny negative eigenvalues of a positive semi-definite matrix.
+    return eigenvalues.clamp_min(0.0).sqrt() * scale.squeeze(-1)
+
+
+def effective_rank(matrices, method: Method = "gram") -> torch.Tensor:
+    """Compute the effective rank of each matrix in a batch.
+
+    Parameters
+    ----------
+    matrices : array-like or torch.Tensor of shape (..., M, N)
+        Real matrices. Leading dimensions are batch dimensions.
+    method : {"gram", "svd"}, default="gram"
+        How singular values are computed; see :func:`singular_values`.
+
+    Returns
+    -------
+    torch.Tensor of shape (...)
+        Effective ranks in float64: in [1, min(M, N)] for a non-zero matrix and
+        exactly 0 for an all-zero matrix.
+
+    Raises
+    ------
+    ValueError
+        If the input has fewer than two dimensions, or contains NaN or inf.
+
+    Examples
+    --------
+    >>> import torch
+    >>> float(effective_rank(torch.eye(5)))
+    5.0
+    """
+    sigma = singular_values(matrices, method=method)
+    total = sigma.sum(dim=-1, keepdim=True)
+    nonzero = total > 0
+    p = sigma / torch.where(nonzero, total, torch.ones_like(total))
+    entropy = -torch.special.xlogy(p, p).sum(dim=-1)
+    return torch.where(nonzero.squeeze(-1), entropy.exp(), torch.zeros_like(entropy))
