@@ -243,6 +243,8 @@ def build_mlp(
     widths = [int(n_inputs), *(int(width) for width in hidden_widths)]
     if any(width < 1 for width in widths):
         raise ValueError(f"Every layer needs a width of at least 1, got {widths}.")
+    if n_outputs is not None and int(n_outputs) < 1:
+        raise ValueError(f"n_outputs must be at least 1, or None for no output layer; got {n_outputs}.")
     layers: list[nn.Module] = []
     for fan_in, fan_out in zip(widths[:-1], widths[1:]):
         layers += [nn.Linear(fan_in, fan_out), get_activation(activation)]
