@@ -1,0 +1,142 @@
+"""Tests of the near-score command."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from layersize.cli.score import main
+
+FACTORIES = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+
+    def mlp():
+        return nn.Sequential(nn.Linear(6, 10), nn.SiLU(), nn.Linear(10, 3))
+
+
+    def cnn():
+        return nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 4)
+        )
+
+
+    def not_a_model():
+        return 42
+
+
+    def broken():
+        raise RuntimeError("factory failed on purpose")
+    """
+)
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    module_name = f"near_cli_factories_{tmp_path.name}"
+    (tmp_path / f"{module_name}.py").write_text(FACTORIES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "inputs.npy", np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32))
+    return tmp_path, module_name
+
+
+def _run(*arguments):
+    return CliRunner().invoke(main, list(arguments))
+
+
+def test_cli_scores_npy_and_writes_json(workspace):
+    folder, module = workspace
+    result = _run(
+        "--model", f"{module}:mlp", "--data", "inputs.npy", "--repetitions", "3", "--json", "out/score.json"
+    )
+    assert result.exit_code == 0, result.output
+    assert "NEAR score" in result.output
+    assert "total" in result.output
+    document = json.loads((folder / "out" / "score.json").read_text())
+    assert document["repetitions"] == 3
+    assert document["model"] == f"{module}:mlp"
+    assert [layer["name"] for layer in document["layers"]] == ["0", "1", "2"]
+    assert len(document["totals"]) == 3
+
+
+def test_cli_same_seed_same_output(workspace):
+    _, module = workspace
+    arguments = ["--model", f"{module}:mlp", "--data", "inputs.npy", "--repetitions", "2", "--seed", "5"]
+    assert _run(*arguments).output == _run(*arguments).output
+
+
+def test_cli_npz_and_pt_inputs(workspace):
+    folder, module = workspace
+    values = np.load(folder / "inputs.npy")
+    np.savez(folder / "inputs.npz", labels=np.zeros(40), X=values)
+    torch.save(torch.from_numpy(values), folder / "inputs.pt")
+    outputs = []
+    for name in ("inputs.npy", "inputs.npz", "inputs.pt"):
+        result = _run("--model", f"{module}:mlp", "--data", name, "--repetitions", "2")
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_cli_input_shape_for_cnn(workspace):
+    folder, module = workspace
+    np.save(folder / "flat.npy", np.random.default_rng(1).normal(size=(12, 16)).astype(np.float32))
+    result = _run("--model", f"{module}:cnn", "--data", "flat.npy", "--input-shape", "1,4,4", "--repetitions", "2")
+    assert result.exit_code == 0, result.output
+    assert "weights" in result.output
+
+
+def test_cli_input_shape_mismatch(workspace):
+    _, module = workspace
+    result = _run("--model", f"{module}:mlp", "--data", "inputs.npy", "--input-shape", "1,4,4")
+    assert result.exit_code == 2
+    assert "6 values" in result.output
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no_colon_here", "package.module:factory"),
+        ("module_that_does_not_exist_xyz:build", "Importing module"),
+        ("{module}:missing", "has no attribute"),
+        ("{module}:not_a_model", "returned an object of type int"),
+        ("{module}:broken", "factory failed on purpose"),
+    ],
+)
+def test_cli_bad_factory_is_usage_error(workspace, spec, message):
+    _, module = workspace
+    result = _run("--model", spec.format(module=module), "--data", "inputs.npy")
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_too_few_samples_fails_cleanly(workspace):
+    folder, module = workspace
+    np.save(folder / "few.npy", np.zeros((4, 6), dtype=np.float32))
+    result = _run("--model", f"{module}:mlp", "--data", "few.npy")
+    assert result.exit_code == 1
+    assert "needs 10 samples" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_image_csv_through_load_images(workspace):
+    pytest.importorskip("layersize.images")
+    folder, module = workspace
+    rng = np.random.default_rng(2)
+    header = "label," + ",".join(f"p{index}" for index in range(16))
+    rows = [",".join([str(index % 3), *map(str, rng.integers(0, 256, 16))]) for index in range(30)]
+    (folder / "images.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    result = _run(
+        "--model", f"{module}:cnn", "--data", "images.csv", "--input-shape", "1,4,4", "--repetitions", "2"
+    )
+    assert result.exit_code == 0, result.output
+    assert "NEAR score" in result.output
