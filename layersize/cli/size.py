@@ -1,0 +1,126 @@
+"""``near-size``: estimate the hidden-layer widths of an atomic network from a structure file."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import click
+
+from layersize.cli.common import configure_logging, seed_option, verbosity_options
+from layersize.data import load_atomic_features
+from layersize.fit import DEFAULT_THRESHOLD, FitError
+from layersize.nets import ACTIVATIONS, INITIALIZATIONS
+from layersize.report import format_table, write_report
+from layersize.sizing import DEFAULT_WIDTHS, estimate_layer_sizes
+
+logger = logging.getLogger(__name__)
+
+
+def parse_widths(context, parameter, value: str | None):
+    """Turn "4,8,16" into (4, 8, 16); None keeps the default grid."""
+    if value is None:
+        return DEFAULT_WIDTHS
+    try:
+        widths = tuple(int(item) for item in value.replace(" ", "").split(",") if item)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a comma-separated list of integers, such as 4,8,16,32,64,128."
+        ) from None
+    if len(set(widths)) < 4:
+        raise click.BadParameter(f"{value!r} has fewer than 4 distinct widths; the fit needs at least 4.")
+    if min(widths) < 2:
+        raise click.BadParameter(f"{value!r} contains a width below 2.")
+    return widths
+
+
+@click.command(
+    name="near-size",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
+              help="Structure file: extended XYZ or any format ASE reads. Positions in Å.")
+@click.option("--format", "file_format", default=None,
+              help="ASE format name, when it cannot be told from the file name.")
+@click.option("--layers", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Number of hidden layers to size, one after the other.")
+@click.option("--widths", callback=parse_widths, default=None,
+              help="Comma-separated widths (neurons) to sweep for each layer. "
+                   f"[default: {','.join(map(str, DEFAULT_WIDTHS))}]")
+@click.option("--repetitions", type=click.IntRange(min=2), default=400, show_default=True,
+              help="Repetitions per width, each with fresh weights and sample rows; the "
+                   "maximum when --target-stderr is set.")
+@click.option("--target-stderr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop adding repetitions at a width once the standard error of "
+                   "score/width falls to this value (checked every 50 repetitions).")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=DEFAULT_THRESHOLD, show_default=True,
+              help="Fraction of the fitted slope at width 1 at which the width is read off.")
+@click.option("--activation", type=click.Choice(list(ACTIVATIONS), case_sensitive=False),
+              default="stanh", show_default=True,
+              help="Activation of every hidden layer; stanh is 1.59223·tanh, as in lMLP potentials.")
+@click.option("--init", "init", type=click.Choice(list(INITIALIZATIONS), case_sensitive=False),
+              default="stanh", show_default=True,
+              help="Weight initialisation; stanh draws W ~ N(0, 1/fan_in) with zero bias.")
+@seed_option
+@click.option("--element", default=None,
+              help="Size the network of one element (rows = atoms of that element), e.g. C. "
+                   "By default all atoms are pooled into one network.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="near-size-out",
+              show_default=True,
+              help="Folder for sizes.json, layer_<k>.png and input.nn.")
+@click.option("--cache/--no-cache", default=True, show_default=True,
+              help="Keep descriptors on disk ($LAYERSIZE_CACHE_DIR or ~/.cache/layersize), "
+                   "keyed by the file's content and the descriptor parameters.")
+@click.option("--allow-extrapolation", is_flag=True,
+              help="Report a width outside the swept range instead of stopping with an error.")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Show progress bars on stderr.")
+@verbosity_options
+def main(data_path, file_format, layers, widths, repetitions, target_stderr, threshold,
+         activation, init, seed, element, out_dir, cache, allow_extrapolation, progress,
+         verbose, quiet):
+    """Estimate how wide each hidden layer of an atomic neural-network potential should be.
+
+    Reads the structures of --data, computes the 153 eeACSF descriptors of the
+    S_N2 lMLP model for every atom (square-rooted and standardised), then sizes
+    the hidden layers greedily with the NEAR score: for each candidate width n,
+    the effective ranks of the n×n pre- and post-activation matrices, averaged
+    over repetitions; a power law α + β·x^γ fitted to score/width; and the width
+    where the fitted slope has fallen to --threshold of its value at width 1.
+
+    Prints a table of the widths and writes sizes.json, one plot per layer and
+    input.nn lines for n2p2/RuNNer into --out.
+
+    Example: near-size --data data/sn2.xyz --layers 3 --seed 0
+    """
+    configure_logging(verbose, quiet)
+    try:
+        atomic = load_atomic_features(
+            data_path, element=element, format=file_format,
+            cache_dir=True if cache else None, progress=progress,
+        )
+        summary = atomic.summary()
+        click.echo(
+            f"{summary['n_structures']} structures, {summary['n_rows']} atoms"
+            f"{' of ' + element if element else ''}, {summary['n_features']} descriptors per atom"
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = estimate_layer_sizes(
+                atomic.features, n_layers=layers, widths=widths, repetitions=repetitions,
+                activation=activation.lower(), init=init.lower(), threshold=threshold, seed=seed,
+                target_stderr=target_stderr, allow_extrapolation=allow_extrapolation,
+                progress=progress,
+            )
+    except FileNotFoundError as error:
+        raise click.BadParameter(str(error), param_hint="--data") from None
+    except (ValueError, FitError) as error:
+        raise click.ClickException(str(error)) from None
+    for warning in caught:
+        click.echo(f"Warning: {warning.message}", err=True)
+
+    click.echo(format_table(result))
+    click.echo("widths: " + " ".join(str(width) for width in result.widths))
+    written = write_report(result, out_dir, extra={"data": summary})
+    click.echo(f"wrote {', '.join(str(path) for path in written)}")

@@ -1,0 +1,290 @@
+"""Structure files to network input rows: reading, descriptors, scaling and caching.
+
+A potential's atomic network sees one row per atom: the eeACSF descriptors of
+that atom, square-rooted and standardised per input. All atoms can be pooled
+into one network, or the rows of one element taken for that element's network.
+
+Descriptors are cached on disk, keyed by the SHA-256 of the file's bytes and the
+descriptor parameters, so a second run on the same file skips the computation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers, chemical_symbols
+
+from layersize.atomic import atomic_path
+from layersize.descriptors import (
+    SN2_PARAMETERS,
+    EEACSFParameters,
+    eeacsf_many,
+    scale_descriptors,
+)
+
+__all__ = [
+    "AtomicFeatures",
+    "default_cache_dir",
+    "load_atomic_features",
+    "read_structures",
+]
+
+logger = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """Return the descriptor cache folder.
+
+    ``$LAYERSIZE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/layersize``, else
+    ``~/.cache/layersize``.
+    """
+    if os.environ.get("LAYERSIZE_CACHE_DIR"):
+        return Path(os.environ["LAYERSIZE_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "layersize"
+
+
+def read_structures(path: str | os.PathLike, format: str | None = None) -> list[Atoms]:
+    """Read every structure of a file with ASE.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Any file ASE reads; extended XYZ is the usual format.
+    format : str, optional
+        ASE format name, when it cannot be told from the file name.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If ASE cannot read the file, or it holds no structures.
+    """
+    from ase.io import read
+
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"Structure file {str(source)!r} not found. Give the path of an extended "
+            f"XYZ file or another format ASE reads."
+        )
+    try:
+        images = read(source, index=":", format=format)
+    # ASE's readers raise many exception types for a malformed file, so the
+    # boundary converts all of them to one message that names the file.
+    except Exception as error:
+        raise ValueError(
+            f"ASE could not read {str(source)!r} as "
+            f"{'format ' + repr(format) if format else 'a structure file'}: "
+            f"{type(error).__name__}: {error}. Check the file, or name its format "
+            f"(see ase.io.formats)."
+        ) from error
+    if isinstance(images, Atoms):
+        images = [images]
+    images = [atoms for atoms in images if len(atoms) > 0]
+    if not images:
+        raise ValueError(f"{str(source)!r} contains no structures with atoms.")
+    return images
+
+
+def _energy(atoms: Atoms) -> float:
+    """Return the stored total energy in eV, or NaN when there is none."""
+    if atoms.calc is not None:
+        try:
+            return float(atoms.get_potential_energy())
+        except Exception:  # noqa: BLE001 - a stored calculator without an energy
+            pass
+    value = atoms.info.get("energy")
+    return float(value) if isinstance(value, (int, float)) else float("nan")
+
+
+@dataclass(frozen=True)
+class AtomicFeatures:
+    """Descriptor rows of the atoms of a structure file.
+
+    Attributes
+    ----------
+    features : numpy.ndarray of shape (n_atoms, n_features)
+        Scaled descriptors (√G, then zero mean and unit standard deviation per
+        column over the selected atoms), float32.
+    numbers : numpy.ndarray of shape (n_atoms,)
+        Atomic number of each row.
+    structure_index : numpy.ndarray of shape (n_atoms,)
+        Index of the structure each row belongs to, into ``energies``.
+    energies : numpy.ndarray of shape (n_structures,)
+        Total energy of each structure in eV, NaN where the file has none.
+    atoms_per_structure : numpy.ndarray of shape (n_structures,)
+        Number of atoms of each structure (all elements).
+    shift, scale : numpy.ndarray of shape (n_features,)
+        Standardisation applied after the square root, for new data.
+    element : str or None
+        Symbol of the selected element, or None for all atoms pooled.
+    source : str
+        Path of the structure file.
+    parameters : EEACSFParameters
+        Descriptor parameters.
+    """
+
+    features: np.ndarray
+    numbers: np.ndarray
+    structure_index: np.ndarray
+    energies: np.ndarray
+    atoms_per_structure: np.ndarray
+    shift: np.ndarray
+    scale: np.ndarray
+    element: str | None
+    source: str
+    parameters: EEACSFParameters
+
+    @property
+    def n_structures(self) -> int:
+        return int(self.energies.size)
+
+    def summary(self) -> dict:
+        """Return counts for reports: structures, rows, inputs and elements."""
+        symbols, counts = np.unique(self.numbers, return_counts=True)
+        return {
+            "source": self.source,
+            "n_structures": self.n_structures,
+            "n_rows": int(self.features.shape[0]),
+            "n_features": int(self.features.shape[1]),
+            "element": self.element,
+            "elements": {chemical_symbols[int(z)]: int(c) for z, c in zip(symbols, counts)},
+        }
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _cache_file(cache_dir: Path, path: Path, parameters: EEACSFParameters, format: str | None) -> Path:
+    key = json.dumps(
+        {
+            "version": CACHE_VERSION,
+            "file": _file_digest(path),
+            "format": format,
+            "descriptors": parameters.fingerprint(),
+        },
+        sort_keys=True,
+    )
+    return cache_dir / f"eeacsf-{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
+
+
+def _compute_raw(path: Path, parameters: EEACSFParameters, format: str | None, progress: bool) -> dict:
+    images = read_structures(path, format=format)
+    logger.info("Computing %d descriptors for %d structures of %s", parameters.n_features, len(images), path)
+    descriptors = eeacsf_many(images, parameters, progress=progress)
+    return {
+        "features": descriptors.features,
+        "numbers": descriptors.numbers,
+        "structure_index": descriptors.structure_index,
+        "energies": np.array([_energy(atoms) for atoms in images]),
+        "atoms_per_structure": np.array([len(atoms) for atoms in images]),
+    }
+
+
+def load_atomic_features(
+    path: str | os.PathLike,
+    element: str | None = None,
+    parameters: EEACSFParameters = SN2_PARAMETERS,
+    format: str | None = None,
+    cache_dir: str | os.PathLike | None | bool = True,
+    progress: bool = False,
+) -> AtomicFeatures:
+    """Read a structure file and return the scaled descriptor rows of its atoms.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Structure file (extended XYZ or any format ASE reads).
+    element : str, optional
+        Chemical symbol: keep only the rows of this element, for the network of
+        that element. By default all atoms are pooled into one network.
+    parameters : EEACSFParameters, default=SN2_PARAMETERS
+        Descriptor parameters; the default is the 153-function S_N2 set.
+    format : str, optional
+        ASE format name.
+    cache_dir : path-like, True, or None/False, default=True
+        Folder of the descriptor cache; True uses :func:`default_cache_dir`,
+        None or False disables the cache.
+    progress : bool, default=False
+        Show a progress bar while descriptors are computed.
+
+    Returns
+    -------
+    AtomicFeatures
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the file cannot be read, has no structures, has NaN positions or an
+        unsupported element, or has no atom of ``element``.
+    """
+    source = Path(path)
+    if element is not None and element not in atomic_numbers:
+        raise ValueError(f"Unknown element symbol {element!r}. Use a symbol such as 'C' or 'Cl'.")
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"Structure file {str(source)!r} not found. Give the path of an extended "
+            f"XYZ file or another format ASE reads."
+        )
+
+    folder = default_cache_dir() if cache_dir is True else (Path(cache_dir) if cache_dir else None)
+    cached = _cache_file(folder, source, parameters, format) if folder is not None else None
+    raw = None
+    if cached is not None and cached.is_file():
+        try:
+            with np.load(cached) as archive:
+                raw = {key: archive[key] for key in archive.files}
+            logger.info("Read descriptors of %s from the cache %s", source, cached)
+        except (OSError, ValueError, KeyError) as error:
+            logger.warning("Ignoring unreadable descriptor cache %s: %s", cached, error)
+            raw = None
+    if raw is None:
+        raw = _compute_raw(source, parameters, format, progress)
+        if cached is not None:
+            try:
+                with atomic_path(cached) as temporary:
+                    np.savez(temporary, **raw)
+                logger.info("Stored descriptors in the cache %s", cached)
+            except OSError as error:
+                logger.warning("Could not write the descriptor cache %s: %s", cached, error)
+
+    rows = np.ones(raw["numbers"].shape, dtype=bool)
+    if element is not None:
+        rows = raw["numbers"] == atomic_numbers[element]
+        if not rows.any():
+            present = sorted({chemical_symbols[int(z)] for z in np.unique(raw["numbers"])})
+            raise ValueError(
+                f"Element {element!r} is not present in {str(source)!r}; it contains "
+                f"{', '.join(present)}. Choose one of those with --element."
+            )
+    scaled = scale_descriptors(raw["features"][rows])
+    return AtomicFeatures(
+        features=np.ascontiguousarray(scaled.scaled, dtype=np.float32),
+        numbers=raw["numbers"][rows],
+        structure_index=raw["structure_index"][rows],
+        energies=raw["energies"],
+        atoms_per_structure=raw["atoms_per_structure"],
+        shift=scaled.shift,
+        scale=scaled.scale,
+        element=element,
+        source=str(source),
+        parameters=parameters,
+    )

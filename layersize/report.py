@@ -1,0 +1,140 @@
+"""Reports of a layer-size estimate: table, sizes.json, fit plots and potential configs.
+
+Every file is written atomically (temporary file, then rename), so an
+interrupted run leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from layersize.atomic import atomic_path, write_atomic
+from layersize.fit import power_law
+from layersize.sizing import LayerEstimate, SizingResult
+
+__all__ = [
+    "N2P2_ACTIVATION_CODES",
+    "format_table",
+    "n2p2_lines",
+    "plot_layer",
+    "write_report",
+]
+
+logger = logging.getLogger(__name__)
+
+# Activation codes of n2p2's input.nn (`global_activation_short`). n2p2 has no
+# SiLU, Tanhshrink or scaled tanh.
+N2P2_ACTIVATION_CODES = {"tanh": "t", "relu": "r"}
+
+
+def format_table(result: SizingResult) -> str:
+    """Format the per-layer widths and fits as a plain-text table."""
+    header = f"{'layer':>5}  {'width':>5}  {'x*':>14}  {'gamma':>14}  {'R^2':>6}  {'swept':>9}"
+    lines = [header, "-" * len(header)]
+    for layer in result.layers:
+        fit = layer.fit
+        swept = f"{layer.widths.min()}-{layer.widths.max()}"
+        lines.append(
+            f"{layer.layer:>5}  {layer.width:>5}  "
+            f"{fit.width:>7.1f} ± {fit.width_stderr:<4.1f}  "
+            f"{fit.gamma:>7.3f} ± {fit.gamma_stderr:<5.3f}  "
+            f"{fit.r_squared:>6.4f}  {swept:>9}"
+        )
+    return "\n".join(lines)
+
+
+def n2p2_lines(widths: list[int], activation: str) -> str:
+    """Return the hidden-layer lines of an n2p2 / RuNNer ``input.nn``.
+
+    The output layer is linear (``l``). An activation n2p2 does not have is
+    written as tanh (``t``), with a comment that says so.
+    """
+    code = N2P2_ACTIVATION_CODES.get(activation.lower())
+    lines = [f"# Hidden layers estimated by layersize (NEAR); activation {activation}."]
+    if code is None:
+        code = "t"
+        lines.append(
+            f"# n2p2 has no {activation} activation: tanh ('t') is written instead; "
+            f"change it if your code supports {activation}."
+        )
+    lines += [
+        f"global_hidden_layers_short {len(widths)}",
+        "global_nodes_short " + " ".join(str(width) for width in widths),
+        "global_activation_short " + " ".join([code] * len(widths) + ["l"]),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot_layer(layer: LayerEstimate, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Plot the relative score of one layer, the fitted power law and the chosen width.
+
+    The figure shows score / width with standard-error bars at each swept
+    width, the curve α + β·x^γ over the swept range and a vertical line at x*.
+    """
+    from matplotlib.figure import Figure
+
+    x = layer.widths.astype(float)
+    fit = layer.fit
+    figure = Figure(figsize=(6.0, 4.0), layout="constrained")
+    axes = figure.add_subplot()
+    axes.errorbar(
+        x, layer.relative_scores, yerr=layer.relative_stderrs,
+        fmt="o", color="black", markersize=4, capsize=3, label="relative score ± s.e.",
+    )
+    curve_x = np.geomspace(x.min(), x.max(), 200)
+    axes.plot(
+        curve_x, power_law(curve_x, fit.alpha, fit.beta, fit.gamma), color="tab:blue",
+        label=f"α + β·x^γ, γ = {fit.gamma:.3f} (R² = {fit.r_squared:.4f})",
+    )
+    axes.axvline(fit.width, color="tab:red", linestyle="--",
+                 label=f"x* = {fit.width:.1f} ± {fit.width_stderr:.1f} → width {layer.width}")
+    if fit.width_stderr > 0 and np.isfinite(fit.width_stderr):
+        axes.axvspan(fit.width - fit.width_stderr, fit.width + fit.width_stderr,
+                     color="tab:red", alpha=0.12)
+    axes.set_xscale("log")
+    axes.set_xlabel("width of layer (neurons)")
+    axes.set_ylabel("NEAR score / width")
+    fixed = ", ".join(str(width) for width in layer.fixed_widths) or "none"
+    axes.set_title(title or f"Hidden layer {layer.layer} (earlier layers: {fixed})")
+    axes.legend(fontsize="small")
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=120)
+    return Path(path)
+
+
+def write_report(result: SizingResult, out_dir: str | os.PathLike, extra: dict | None = None) -> list[Path]:
+    """Write ``sizes.json``, one ``layer_<k>.png`` per layer and ``input.nn`` into ``out_dir``.
+
+    Parameters
+    ----------
+    result : SizingResult
+    out_dir : path-like
+        Created if missing.
+    extra : dict, optional
+        Additional entries for ``sizes.json``, such as a data summary.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [plot_layer(layer, folder / f"layer_{layer.layer}.png") for layer in result.layers]
+    document = result.to_dict()
+    if extra:
+        document.update(extra)
+    activation = str(result.settings.get("activation", "tanh"))
+    document["potential_configs"] = {
+        "n2p2_input_nn": n2p2_lines(result.widths, activation).splitlines(),
+        "lmlp": {"n_neurons_hidden_layers": result.widths, "activation_function_type": activation},
+    }
+    written.append(write_atomic(folder / "input.nn", n2p2_lines(result.widths, activation)))
+    written.append(write_atomic(folder / "sizes.json", json.dumps(document, indent=2) + "\n"))
+    logger.info("Wrote %s", ", ".join(str(path) for path in written))
+    return written

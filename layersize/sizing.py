@@ -1,0 +1,408 @@
+"""Width sweep of one layer, and the greedy estimate of several hidden layers.
+
+For layer k the widths of layers 1 … k−1 are fixed, the candidate width x of
+layer k is swept, the NEAR layer score is divided by x, α + β·x^γ is fitted to
+the result and the width x* where the fitted slope has fallen to the fraction t
+of its slope at width 1 is read off (see :mod:`layersize.fit`). Layer k is then
+fixed at ⌈x*⌉ and layer k+1 is swept on top of it. The score of a layer depends
+only on the layers before it, so one greedy pass suffices.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from layersize.fit import DEFAULT_THRESHOLD, FitError, PowerLawFit, fit_power_law
+from layersize.layer_score import LayerScore, layer_score, seed_for
+from layersize.nets import get_activation, get_initialization
+from layersize.rank import Method
+
+__all__ = [
+    "DEFAULT_WIDTHS",
+    "LayerEstimate",
+    "SizingResult",
+    "WidthPoint",
+    "estimate_layer_size",
+    "estimate_layer_sizes",
+    "validate_widths",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WIDTHS: tuple[int, ...] = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+"""Default sweep for atomic networks: estimates of 30–100 neurons are typical."""
+
+MIN_CHUNK_REPETITIONS = 50
+
+
+@dataclass(frozen=True)
+class WidthPoint:
+    """Summary of the scores of one layer at one width."""
+
+    width: int
+    mean: float
+    stderr: float
+    repetitions: int
+    pre_activation: float
+    post_activation: float
+
+    @property
+    def relative_mean(self) -> float:
+        return self.mean / self.width
+
+    @property
+    def relative_stderr(self) -> float:
+        return self.stderr / self.width
+
+    @classmethod
+    def from_score(cls, score: LayerScore) -> "WidthPoint":
+        return cls(
+            width=score.width,
+            mean=score.mean,
+            stderr=score.stderr,
+            repetitions=score.repetitions,
+            pre_activation=float(score.pre_activation.mean()),
+            post_activation=float(score.post_activation.mean()),
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "width": self.width,
+            "score": self.mean,
+            "score_stderr": self.stderr,
+            "relative_score": self.relative_mean,
+            "relative_score_stderr": self.relative_stderr,
+            "repetitions": self.repetitions,
+            "pre_activation_erank": self.pre_activation,
+            "post_activation_erank": self.post_activation,
+        }
+
+
+@dataclass(frozen=True)
+class LayerEstimate:
+    """The sweep, the fit and the chosen width of one hidden layer.
+
+    Attributes
+    ----------
+    layer : int
+        1-based index of the hidden layer.
+    fixed_widths : tuple of int
+        Widths of the layers before it during its sweep.
+    points : tuple of WidthPoint
+        Scores at each swept width.
+    fit : PowerLawFit
+        Fit of α + β·x^γ to the relative scores.
+    width : int
+        ⌈x*⌉, the smallest integer width at which the fitted slope has fallen
+        to the threshold fraction.
+    """
+
+    layer: int
+    fixed_widths: tuple[int, ...]
+    points: tuple[WidthPoint, ...]
+    fit: PowerLawFit
+    width: int
+
+    @property
+    def widths(self) -> np.ndarray:
+        return np.array([point.width for point in self.points])
+
+    @property
+    def relative_scores(self) -> np.ndarray:
+        return np.array([point.relative_mean for point in self.points])
+
+    @property
+    def relative_stderrs(self) -> np.ndarray:
+        return np.array([point.relative_stderr for point in self.points])
+
+    def to_dict(self) -> dict:
+        return {
+            "layer": self.layer,
+            "width": self.width,
+            "fixed_widths": list(self.fixed_widths),
+            "fit": self.fit.to_dict(),
+            "sweep": [point.to_dict() for point in self.points],
+        }
+
+
+@dataclass(frozen=True)
+class SizingResult:
+    """Widths of all hidden layers and how each was found."""
+
+    layers: tuple[LayerEstimate, ...]
+    settings: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def widths(self) -> list[int]:
+        return [layer.width for layer in self.layers]
+
+    def to_dict(self) -> dict:
+        return {
+            "widths": self.widths,
+            "layers": [layer.to_dict() for layer in self.layers],
+            "settings": dict(self.settings),
+            "seconds": self.seconds,
+        }
+
+
+def validate_widths(widths: Sequence[int], n_samples: int) -> tuple[int, ...]:
+    """Check a width grid and return it sorted, as a tuple of int.
+
+    Raises
+    ------
+    ValueError
+        If there are fewer than 4 distinct widths, a width below 2, or a width
+        above the number of sample rows.
+    """
+    try:
+        grid = sorted({int(width) for width in widths})
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"Widths must be integers, got {widths!r}.") from error
+    if len(grid) < 4:
+        raise ValueError(
+            f"The fit needs at least 4 distinct widths, got {grid}. Give more, for "
+            f"example --widths 4,8,16,32,64,128."
+        )
+    if grid[0] < 2:
+        raise ValueError(f"Widths must be at least 2, got {grid[0]} in {grid}.")
+    if grid[-1] > n_samples:
+        raise ValueError(
+            f"The widest layer in {grid} needs {grid[-1]} distinct sample rows per "
+            f"repetition, but the data has only {n_samples}. Drop widths above "
+            f"{n_samples} or use more data."
+        )
+    return tuple(grid)
+
+
+def _score_width(
+    features: torch.Tensor,
+    fixed_widths: Sequence[int],
+    width: int,
+    layer: int,
+    repetitions: int,
+    target_stderr: float | None,
+    seed: int,
+    **options,
+) -> LayerScore:
+    """Score one width, stopping early once the relative standard error reaches the target."""
+    if target_stderr is None:
+        return layer_score(
+            features, fixed_widths, width, repetitions, seed=seed_for(seed, layer, width), **options
+        )
+    chunks: list[LayerScore] = []
+    done = 0
+    while done < repetitions:
+        size = min(MIN_CHUNK_REPETITIONS, repetitions - done)
+        chunks.append(
+            layer_score(
+                features, fixed_widths, width, size,
+                seed=seed_for(seed, layer, width, len(chunks)), **options,
+            )
+        )
+        done += size
+        totals = np.concatenate([chunk.totals for chunk in chunks])
+        if totals.size >= 2 and totals.std(ddof=1) / math.sqrt(totals.size) / width <= target_stderr:
+            break
+    return LayerScore(
+        width=width,
+        totals=np.concatenate([chunk.totals for chunk in chunks]),
+        pre_activation=np.concatenate([chunk.pre_activation for chunk in chunks]),
+        post_activation=np.concatenate([chunk.post_activation for chunk in chunks]),
+    )
+
+
+def estimate_layer_size(
+    features,
+    fixed_widths: Sequence[int] = (),
+    widths: Sequence[int] = DEFAULT_WIDTHS,
+    repetitions: int = 400,
+    activation: str = "stanh",
+    init: str = "stanh",
+    threshold: float = DEFAULT_THRESHOLD,
+    seed: int = 0,
+    target_stderr: float | None = None,
+    method: Method = "gram",
+    allow_extrapolation: bool = False,
+    progress: bool | tqdm = False,
+) -> LayerEstimate:
+    """Sweep the width of one hidden layer and estimate its size.
+
+    Parameters
+    ----------
+    features : array-like of shape (n_samples, n_features)
+        Network input rows, for example scaled atomic descriptors.
+    fixed_widths : sequence of int, default=()
+        Widths of the hidden layers before this one.
+    widths : sequence of int, default=DEFAULT_WIDTHS
+        Candidate widths, at least 4, each at most ``n_samples``.
+    repetitions : int, default=400
+        Repetitions per width, or the maximum when ``target_stderr`` is set.
+    activation, init : str
+        Names from :data:`layersize.nets.ACTIVATIONS` and
+        :data:`layersize.nets.INITIALIZATIONS`.
+    threshold : float, default=0.005
+        Slope fraction t of x* = t^(1/(γ−1)).
+    seed : int, default=0
+        The draws at (layer, width) are seeded from (seed, layer, width).
+    target_stderr : float, optional
+        Stop adding repetitions, in chunks of 50, once the standard error of the
+        relative score falls to this value.
+    method : {"gram", "svd"}, default="gram"
+        Singular-value route of the effective rank.
+    allow_extrapolation : bool, default=False
+        Return a width outside the swept range instead of raising.
+    progress : bool or tqdm, default=False
+        Show a progress bar, or advance the given one once per width.
+
+    Returns
+    -------
+    LayerEstimate
+
+    Raises
+    ------
+    ValueError
+        For an invalid width grid or option.
+    FitError
+        If the fit fails, gives γ ≥ 1, or puts x* outside the swept widths
+        (unless ``allow_extrapolation``).
+    """
+    rows = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    if rows.ndim != 2:
+        raise ValueError(f"features must have shape (n_samples, n_features), got {tuple(rows.shape)}.")
+    if not bool(torch.isfinite(rows).all()):
+        raise ValueError("features contain NaN or inf. Check the input structures and descriptors.")
+    grid = validate_widths(widths, rows.shape[0])
+    get_activation(activation)
+    get_initialization(init)
+    if target_stderr is not None and not target_stderr > 0:
+        raise ValueError(f"target_stderr must be positive, got {target_stderr}.")
+    layer = len(fixed_widths) + 1
+
+    own_bar = progress is True
+    bar = tqdm(total=len(grid), desc=f"layer {layer}", unit="width") if own_bar else progress
+    points = []
+    try:
+        for width in grid:
+            score = _score_width(
+                rows, fixed_widths, width, layer, repetitions, target_stderr, seed,
+                activation=activation, init=init, method=method,
+            )
+            points.append(WidthPoint.from_score(score))
+            logger.info(
+                "layer %d width %d: score %.3f ± %.3f over %d repetitions",
+                layer, width, score.mean, score.stderr, score.repetitions,
+            )
+            if bar:
+                bar.update(1)
+    finally:
+        if own_bar:
+            bar.close()
+
+    x = np.array([point.width for point in points], dtype=float)
+    y = np.array([point.relative_mean for point in points])
+    try:
+        fit = fit_power_law(x, y, threshold=threshold)
+    except FitError as error:
+        raise FitError(f"Layer {layer}: {error}") from error
+    if not allow_extrapolation and not (grid[0] <= fit.width <= grid[-1]):
+        side = "above the widest" if fit.width > grid[-1] else "below the narrowest"
+        hint = (
+            f"add widths up to about {2 * math.ceil(fit.width)}"
+            if fit.width > grid[-1]
+            else f"add widths down to {max(2, math.floor(fit.width / 2))}"
+        )
+        raise FitError(
+            f"Layer {layer}: the estimated width {fit.width:.1f} (γ = {fit.gamma:.3f}) lies "
+            f"{side} swept width ({grid[0]}–{grid[-1]}), so the fit does not support it. "
+            f"Sweep a range that contains it: {hint}."
+        )
+    return LayerEstimate(
+        layer=layer,
+        fixed_widths=tuple(int(w) for w in fixed_widths),
+        points=tuple(points),
+        fit=fit,
+        width=int(math.ceil(fit.width - 1e-9)),
+    )
+
+
+def estimate_layer_sizes(
+    features,
+    n_layers: int = 3,
+    widths: Sequence[int] = DEFAULT_WIDTHS,
+    repetitions: int = 400,
+    activation: str = "stanh",
+    init: str = "stanh",
+    threshold: float = DEFAULT_THRESHOLD,
+    seed: int = 0,
+    target_stderr: float | None = None,
+    method: Method = "gram",
+    allow_extrapolation: bool = False,
+    progress: bool = False,
+) -> SizingResult:
+    """Estimate the widths of ``n_layers`` hidden layers greedily.
+
+    Layer k is swept on top of layers 1 … k−1 fixed at their estimated widths.
+    The parameters are those of :func:`estimate_layer_size`.
+
+    Returns
+    -------
+    SizingResult
+        ``result.widths`` is the list of widths; ``result.to_dict()`` holds the
+        sweeps, fits and settings for a report.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rows = np.random.default_rng(0).normal(size=(2000, 20))
+    >>> result = estimate_layer_sizes(rows, n_layers=1, repetitions=20)  # doctest: +SKIP
+    >>> result.widths  # doctest: +SKIP
+    """
+    if int(n_layers) < 1:
+        raise ValueError(f"n_layers must be at least 1, got {n_layers}.")
+    started = time.perf_counter()
+    rows = np.asarray(features, dtype=np.float32)
+    grid = validate_widths(widths, rows.shape[0] if rows.ndim == 2 else 0)
+    settings = {
+        "n_layers": int(n_layers),
+        "widths": list(grid),
+        "repetitions": int(repetitions),
+        "target_stderr": target_stderr,
+        "activation": activation,
+        "init": init,
+        "threshold": threshold,
+        "seed": seed,
+        "method": method,
+        "n_samples": int(rows.shape[0]) if rows.ndim == 2 else None,
+        "n_features": int(rows.shape[1]) if rows.ndim == 2 else None,
+    }
+    estimates: list[LayerEstimate] = []
+    with tqdm(total=int(n_layers) * len(grid), desc="width sweep", unit="width", disable=not progress) as bar:
+        for _ in range(int(n_layers)):
+            estimate = estimate_layer_size(
+                rows,
+                fixed_widths=[layer.width for layer in estimates],
+                widths=grid,
+                repetitions=repetitions,
+                activation=activation,
+                init=init,
+                threshold=threshold,
+                seed=seed,
+                target_stderr=target_stderr,
+                method=method,
+                allow_extrapolation=allow_extrapolation,
+                progress=bar,
+            )
+            logger.info("layer %d: width %d (x* = %.2f)", estimate.layer, estimate.width, estimate.fit.width)
+            estimates.append(estimate)
+    return SizingResult(
+        layers=tuple(estimates), settings=settings, seconds=time.perf_counter() - started
+    )

@@ -1,0 +1,83 @@
+"""Width sweep and greedy multi-layer estimate on small synthetic data."""
+
+import numpy as np
+import pytest
+
+from layersize.fit import FitError
+from layersize.sizing import estimate_layer_size, estimate_layer_sizes, validate_widths
+
+
+@pytest.fixture(scope="module")
+def rows():
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(4000, 8)) @ rng.normal(size=(8, 30))
+    return ((data - data.mean(0)) / data.std(0)).astype(np.float32)
+
+
+WIDTHS = (4, 8, 12, 16, 24, 32, 48, 64)
+
+
+def test_greedy_driver_fixes_earlier_layers(rows):
+    result = estimate_layer_sizes(rows, n_layers=2, widths=WIDTHS, repetitions=24, seed=0,
+                                  allow_extrapolation=True)
+    assert len(result.widths) == 2
+    first, second = result.layers
+    assert first.fixed_widths == ()
+    assert second.fixed_widths == (first.width,)
+    for layer in result.layers:
+        assert layer.width == int(np.ceil(layer.fit.width))
+        assert layer.fit.gamma < 1
+        assert [point.width for point in layer.points] == list(WIDTHS)
+    document = result.to_dict()
+    assert document["widths"] == result.widths
+    assert document["settings"]["repetitions"] == 24
+
+
+def test_same_seed_same_widths(rows):
+    first = estimate_layer_size(rows, widths=WIDTHS, repetitions=16, seed=3, allow_extrapolation=True)
+    second = estimate_layer_size(rows, widths=WIDTHS, repetitions=16, seed=3, allow_extrapolation=True)
+    assert first.fit == second.fit
+    assert first.width == second.width
+
+
+def test_width_scores_do_not_depend_on_grid(rows):
+    full = estimate_layer_size(rows, widths=WIDTHS, repetitions=8, seed=1, allow_extrapolation=True)
+    part = estimate_layer_size(rows, widths=WIDTHS[2:], repetitions=8, seed=1, allow_extrapolation=True)
+    assert full.points[2:] == part.points
+
+
+def test_target_stderr_stops_early(rows):
+    loose = estimate_layer_size(rows, widths=WIDTHS, repetitions=400, target_stderr=0.05, seed=0,
+                                allow_extrapolation=True)
+    assert all(point.repetitions == 50 for point in loose.points)
+    assert all(point.relative_stderr <= 0.05 for point in loose.points)
+
+
+def test_extrapolated_width_raises(rows):
+    with pytest.raises(FitError, match="Sweep a range that contains it"):
+        estimate_layer_size(rows, widths=(96, 112, 128, 144), repetitions=4, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("widths", "message"),
+    [((4, 8, 16), "at least 4 distinct"), ((1, 4, 8, 16), "at least 2"), ((4, 8, 16, 5000), "only 4000")],
+)
+def test_validate_widths_errors(widths, message):
+    with pytest.raises(ValueError, match=message):
+        validate_widths(widths, 4000)
+
+
+def test_validate_widths_sorts_and_dedupes():
+    assert validate_widths([16, 4, 8, 8, 32], 100) == (4, 8, 16, 32)
+
+
+def test_nan_features_raise(rows):
+    bad = rows.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        estimate_layer_size(bad, widths=WIDTHS, repetitions=2)
+
+
+def test_unknown_activation_raises(rows):
+    with pytest.raises(ValueError, match="Unknown activation"):
+        estimate_layer_sizes(rows, n_layers=1, widths=WIDTHS, repetitions=2, activation="gelu")
