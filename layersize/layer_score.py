@@ -80,10 +80,26 @@ def seed_for(seed: int, *keys: int) -> int:
 def _draw_rows(
     n_available: int, n_rows: int, repetitions: int, generator: torch.Generator
 ) -> torch.Tensor:
-    """Draw, for each repetition, ``n_rows`` distinct row indices out of ``n_available``."""
-    return torch.stack(
-        [torch.randperm(n_available, generator=generator)[:n_rows] for _ in range(repetitions)]
-    )
+    """Draw, for each repetition, ``n_rows`` distinct row indices out of ``n_available``.
+
+    When the rows are few compared with the data, indices are drawn with
+    replacement and any repetition with a repeated index is drawn again, which
+    keeps every ordered set of distinct rows equally likely and avoids a full
+    permutation of the data per repetition.
+    """
+    if n_rows * 4 > n_available:
+        return torch.stack(
+            [torch.randperm(n_available, generator=generator)[:n_rows] for _ in range(repetitions)]
+        )
+    indices = torch.randint(n_available, (repetitions, n_rows), generator=generator)
+    while True:
+        ordered = indices.sort(dim=1).values
+        repeated = (ordered[:, 1:] == ordered[:, :-1]).any(dim=1)
+        if not bool(repeated.any()):
+            return indices
+        indices[repeated] = torch.randint(
+            n_available, (int(repeated.sum()), n_rows), generator=generator
+        )
 
 
 def layer_score(
