@@ -1,0 +1,436 @@
+"""Tests of benchmark scoring, the results file, correlations, Dask runs and near-bench."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from layersize import bench
+from layersize.bench import (
+    RESULT_COLUMNS,
+    AccuracyTable,
+    ArchitectureResult,
+    ResultsFile,
+    architecture_seed,
+    correlate_with_accuracy,
+    load_cifar_images,
+    rank_correlation,
+    score_architectures,
+    select_indices,
+)
+from layersize.nas import all_architectures, build_network, is_disconnected
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CIFAR_SAMPLE = SHARED_DATA / "cifar10_test_1000.npz"
+
+# Two disconnected cells whose dead ends have no parameters, so that at equal
+# seeds only the stem and the classifier contribute non-zero ranks.
+DISCONNECTED = (
+    "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+    "|skip_connect~0|+|avg_pool_3x3~0|none~1|+|none~0|none~1|none~2|",
+)
+
+
+def stub_scorer(model, inputs, repetitions, seed):
+    """Score from one forward pass: depends on the seed, the weights and the inputs."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = torch.randperm(inputs.shape[0], generator=generator)[:4]
+    with torch.no_grad():
+        output = model.eval()(inputs[rows])
+    return SimpleNamespace(mean=float(output.abs().sum()) + repetitions, stderr=0.5)
+
+
+def failing_scorer(model, inputs, repetitions, seed):
+    raise RuntimeError("scorer exploded")
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    rng = np.random.default_rng(3)
+    return torch.from_numpy(rng.normal(size=(12, 3, 32, 32)).astype(np.float32))
+
+
+def near_score_or_skip():
+    score = pytest.importorskip("layersize.score", reason="layersize.score.near_score is not available")
+    return score.near_score
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# --- Images --------------------------------------------------------------------
+
+
+def test_load_images_layouts_agree(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, size=(5, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "last.npz", images=pixels)
+    np.savez(tmp_path / "first.npz", images=pixels.transpose(0, 3, 1, 2))
+    channels_last = load_cifar_images(tmp_path / "last.npz")
+    channels_first = load_cifar_images(tmp_path / "first.npz")
+    assert channels_last.shape == (5, 3, 32, 32)
+    assert channels_last.dtype == torch.float32
+    torch.testing.assert_close(channels_last, channels_first)
+
+
+def test_load_images_normalisation(tmp_path):
+    pixels = np.empty((1, 32, 32, 3), dtype=np.uint8)
+    pixels[..., 0], pixels[..., 1], pixels[..., 2] = 125, 123, 114
+    np.savez(tmp_path / "grey.npz", images=pixels)
+    normalised = load_cifar_images(tmp_path / "grey.npz")
+    expected = torch.tensor([(125 - 125.3) / 63.0, 0.0, (114 - 113.9) / 66.7])
+    torch.testing.assert_close(normalised[0, :, 0, 0], expected)
+    unit = load_cifar_images(tmp_path / "grey.npz", normalise=None)
+    torch.testing.assert_close(unit[0, :, 0, 0], torch.tensor([125, 123, 114]) / 255.0)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"pixels": np.zeros((2, 32, 32, 3), np.uint8)}, "has no 'images' array"),
+        ({"images": np.zeros((2, 32, 32, 3), np.float32)}, "must be uint8"),
+        ({"images": np.zeros((2, 32, 32), np.uint8)}, r"must have shape \(N, H, W, 3\)"),
+        ({"images": np.zeros((2, 32, 32, 4), np.uint8)}, "RGB"),
+        ({"images": np.zeros((2, 3, 8, 3), np.uint8)}, "ambiguous"),
+    ],
+)
+def test_load_images_rejects_bad_archives(tmp_path, arrays, message):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=message):
+        load_cifar_images(tmp_path / "bad.npz")
+
+
+@pytest.mark.skipif(not CIFAR_SAMPLE.is_file(), reason=f"CIFAR-10 sample not found at {CIFAR_SAMPLE}")
+def test_load_real_cifar_sample():
+    images = load_cifar_images(CIFAR_SAMPLE)
+    assert images.shape == (1000, 3, 32, 32)
+    channel_means = images.mean(dim=(0, 2, 3))
+    channel_stds = images.std(dim=(0, 2, 3))
+    assert torch.all(channel_means.abs() < 0.1)
+    assert torch.all((channel_stds - 1).abs() < 0.1)
+
+
+# --- Selection -----------------------------------------------------------------
+
+
+def test_sample_is_seeded_and_distinct():
+    first = select_indices(sample=20, seed=5)
+    assert first == select_indices(sample=20, seed=5)
+    assert first != select_indices(sample=20, seed=6)
+    assert len(set(first)) == 20
+    expected = np.random.default_rng(5).choice(15625, size=20, replace=False).tolist()
+    assert first == expected
+
+
+def test_select_by_archs_and_indices():
+    archs = all_architectures()
+    assert select_indices(archs=[archs[284], archs[0]]) == [284, 0]
+    assert select_indices(indices=[3, 3, 1]) == [3, 1]
+
+
+def test_select_rejects_conflicts_and_range():
+    with pytest.raises(ValueError, match="exactly one"):
+        select_indices(sample=3, indices=[1])
+    with pytest.raises(ValueError, match="out of range"):
+        select_indices(indices=[15625])
+
+
+def test_read_archs_file_names_bad_line(tmp_path):
+    path = tmp_path / "archs.txt"
+    path.write_text(f"# two cells\n{all_architectures()[0]}\n\n|bad|\n")
+    with pytest.raises(ValueError, match="line 4"):
+        bench.read_archs_file(path)
+
+
+# --- Scoring and the results file ------------------------------------------------
+
+
+def test_score_rows_streamed(tmp_path, images):
+    results_csv = tmp_path / "scores.csv"
+    results = score_architectures([284, 0], images, results_csv, repetitions=2,
+                                  scorer=stub_scorer, progress=False)
+    assert [result.index for result in results] == [284, 0]
+    assert [result.status for result in results] == ["ok", "ok"]
+    assert [result.n_params for result in results] == [101_306, 129_306]
+
+    rows = read_rows(results_csv)
+    assert list(rows[0]) == list(RESULT_COLUMNS)
+    assert [int(row["index"]) for row in rows] == [284, 0]
+    assert float(rows[0]["near_mean"]) == results[0].near_mean
+
+
+def test_scores_depend_on_seed_only(tmp_path, images):
+    first = score_architectures([3, 284], images, tmp_path / "a.csv", seed=4, scorer=stub_scorer, progress=False)
+    again = score_architectures([284, 3], images, tmp_path / "b.csv", seed=4, scorer=stub_scorer, progress=False)
+    other = score_architectures([3, 284], images, tmp_path / "c.csv", seed=5, scorer=stub_scorer, progress=False)
+    assert {r.index: r.near_mean for r in first} == {r.index: r.near_mean for r in again}
+    assert first[0].near_mean != other[0].near_mean
+
+
+def test_scorer_error_recorded(tmp_path, images):
+    results = score_architectures([3], images, tmp_path / "scores.csv", scorer=failing_scorer, progress=False)
+    assert results[0].status == "error"
+    assert "RuntimeError: scorer exploded" in results[0].error
+    assert math.isnan(results[0].near_mean)
+
+
+def test_device_passed_only_when_given(tmp_path, images):
+    devices: list[str | None] = []
+
+    def device_scorer(model, inputs, repetitions, seed, device=None):
+        devices.append(device)
+        return SimpleNamespace(mean=1.0, stderr=0.0)
+
+    score_architectures([3], images, tmp_path / "a.csv", scorer=device_scorer, progress=False)
+    score_architectures([3], images, tmp_path / "b.csv", scorer=device_scorer, progress=False, device="cpu")
+    assert devices == [None, "cpu"]
+
+
+def test_resume_skips_finished_and_truncated_line(tmp_path, images):
+    archs = all_architectures()
+    results_csv = tmp_path / "scores.csv"
+    finished = ArchitectureResult(0, archs[0], 12.5, 0.25, 129_306, 1.0, "ok")
+    errored = ArchitectureResult(1, archs[1], math.nan, math.nan, -1, 0.5, "error", "ValueError: x")
+    with ResultsFile(results_csv) as results_file:
+        results_file.append(finished)
+        results_file.append(errored)
+    # A run killed while writing the row of index 2 leaves half a line.
+    with results_csv.open("a") as handle:
+        handle.write(f"2,{archs[2]},33.")
+
+    calls: list[int] = []
+
+    def counting_scorer(model, inputs, repetitions, seed):
+        calls.append(seed)
+        return SimpleNamespace(mean=7.0, stderr=0.0)
+
+    results = score_architectures([0, 1, 2, 3], images, results_csv, scorer=counting_scorer, progress=False)
+
+    assert sorted(calls) == sorted(architecture_seed(0, index) for index in (1, 2, 3))
+    assert results[0] == finished
+    assert [result.status for result in results] == ["ok"] * 4
+    lines = results_csv.read_text().splitlines()
+    assert not any("33." in line for line in lines)
+    assert len(read_rows(results_csv)) == 5  # index 0, the error row of 1, then 1, 2, 3
+    assert ResultsFile(results_csv).read()[1].status == "ok"
+
+
+def test_resume_rejects_other_file(tmp_path, images):
+    results_csv = tmp_path / "scores.csv"
+    results_csv.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="not a near-bench results file"):
+        score_architectures([0], images, results_csv, scorer=stub_scorer, progress=False)
+
+
+def test_resume_rejects_other_architecture(tmp_path, images):
+    results_csv = tmp_path / "scores.csv"
+    with ResultsFile(results_csv) as results_file:
+        results_file.append(ArchitectureResult(0, all_architectures()[1], 1.0, 0.0, 1, 1.0, "ok"))
+    with pytest.raises(ValueError, match="another search space or order"):
+        score_architectures([0], images, results_csv, scorer=stub_scorer, progress=False)
+
+
+def test_disconnected_cells_score_and_tie(images):
+    near_score = near_score_or_skip()
+    assert all(is_disconnected(arch) for arch in DISCONNECTED)
+    scores = [near_score(build_network(arch), images, repetitions=2, seed=11) for arch in DISCONNECTED]
+    for score in scores:
+        assert math.isfinite(score.mean)
+        assert all(np.isfinite(layer.ranks).all() for layer in score.layers)
+        ranks = {layer.name: layer.mean for layer in score.layers}
+        # Every layer between the stem and the classifier receives only zeros, and
+        # the classifier outputs its bias for every image, a matrix of rank one.
+        inner = [name for name in ranks if not name.startswith("stem") and name != "classifier"]
+        assert inner
+        assert all(ranks[name] == 0 for name in inner)
+        assert ranks["classifier"] == pytest.approx(1.0)
+    assert scores[0].mean == scores[1].mean
+
+    connected = near_score(build_network(all_architectures()[284]), images, repetitions=1, seed=11)
+    assert connected.mean > 10 * scores[0].mean
+
+
+def test_disconnected_cell_through_bench(tmp_path, images):
+    near_score_or_skip()
+    results = score_architectures([DISCONNECTED[0]], images, tmp_path / "scores.csv", repetitions=1,
+                                  progress=False)
+    assert results[0].status == "ok"
+    assert math.isfinite(results[0].near_mean)
+    assert math.isfinite(results[0].near_stderr)
+
+
+# --- Dask ------------------------------------------------------------------------
+
+
+def test_local_cluster_matches_serial(tmp_path, images):
+    pytest.importorskip("distributed", reason="dask.distributed is not installed")
+    near_score_or_skip()
+    indices = select_indices(sample=2, seed=2)
+    serial = score_architectures(indices, images, tmp_path / "serial.csv", repetitions=2, seed=9, progress=False)
+    parallel = score_architectures(indices, images, tmp_path / "parallel.csv", repetitions=2, seed=9,
+                                   workers=2, progress=False)
+    assert [result.status for result in parallel] == ["ok"] * 2
+    assert [result.near_mean for result in parallel] == [result.near_mean for result in serial]
+    assert [result.near_stderr for result in parallel] == [result.near_stderr for result in serial]
+
+
+@pytest.fixture()
+def loopback_cluster():
+    """A two-process cluster on 127.0.0.1 that lets a task's worker die once."""
+    pytest.importorskip("distributed", reason="dask.distributed is not installed")
+    import cloudpickle
+    import dask
+    from dask.distributed import LocalCluster
+
+    # Worker processes cannot import this test module, so its scorers travel by value.
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=None)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+def make_dying_scorer(marker: Path, victim_seed: int, always: bool):
+    """Return a scorer that kills its worker process when it scores ``victim_seed``."""
+
+    def scorer(model, inputs, repetitions, seed):
+        if seed == victim_seed and (always or not marker.exists()):
+            marker.touch()
+            os._exit(1)
+        return SimpleNamespace(mean=float(seed % 1000), stderr=0.0)
+
+    return scorer
+
+
+def test_worker_death_retried_or_failed(tmp_path, images, loopback_cluster):
+    address = loopback_cluster.scheduler_address
+    victim = 5
+    once = make_dying_scorer(tmp_path / "died", architecture_seed(0, victim), always=False)
+    results = score_architectures([4, victim, 6], images, tmp_path / "retried.csv", scheduler=address,
+                                  scorer=once, progress=False)
+    assert (tmp_path / "died").exists()
+    assert [result.status for result in results] == ["ok", "ok", "ok"]
+    assert results[1].near_mean == architecture_seed(0, victim) % 1000
+
+    always = make_dying_scorer(tmp_path / "died", architecture_seed(0, victim), always=True)
+    results = score_architectures([victim], images, tmp_path / "failed.csv", scheduler=address,
+                                  scorer=always, progress=False)
+    assert results[0].status == "failed"
+    assert "KilledWorker" in results[0].error
+    assert read_rows(tmp_path / "failed.csv")[0]["status"] == "failed"
+
+
+# --- Correlation -------------------------------------------------------------------
+
+
+def test_correlation_of_monotone_relation():
+    scores = np.arange(40, dtype=float)
+    correlation = rank_correlation(scores, scores**3 + 5, n_bootstrap=50, seed=1)
+    assert correlation.kendall_tau == pytest.approx(1.0)
+    assert correlation.spearman_rho == pytest.approx(1.0)
+    assert correlation.kendall_interval == pytest.approx((1.0, 1.0))
+    assert correlation.n == 40
+
+    reversed_correlation = rank_correlation(scores, -scores, n_bootstrap=0)
+    assert reversed_correlation.kendall_tau == pytest.approx(-1.0)
+    assert math.isnan(reversed_correlation.kendall_interval[0])
+
+
+def test_correlation_interval_contains_estimate():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=200)
+    accuracy = scores + rng.normal(size=200)
+    correlation = rank_correlation(scores, accuracy, n_bootstrap=200, seed=3)
+    low, high = correlation.spearman_interval
+    assert low < correlation.spearman_rho < high
+    assert correlation == rank_correlation(scores, accuracy, n_bootstrap=200, seed=3)
+
+
+def test_correlation_drops_nan_and_needs_three_pairs():
+    correlation = rank_correlation([1, 2, np.nan, 4], [1, 2, 3, 4], n_bootstrap=10)
+    assert correlation.n == 3
+    with pytest.raises(ValueError, match="at least 3 complete pairs"):
+        rank_correlation([1, 2], [2, 1])
+
+
+def test_accuracy_table_names_bad_cell(tmp_path):
+    path = tmp_path / "accuracy.csv"
+    path.write_text(f"index,arch,acc\n0,{all_architectures()[0]},91.5\n1,{all_architectures()[1]},n/a\n")
+    with pytest.raises(ValueError, match="line 3: acc value 'n/a' is not a number"):
+        bench.read_accuracy_table(path)
+
+
+def test_correlate_with_accuracy_joins_on_index():
+    archs = all_architectures()
+    results = [ArchitectureResult(index, archs[index], float(index), 0.0, 1000 - index, 1.0, "ok")
+               for index in range(6)]
+    results.append(ArchitectureResult(6, archs[6], math.nan, math.nan, -1, 1.0, "error", "x"))
+    table = AccuracyTable(
+        index=np.arange(7)[::-1].copy(),
+        arch=[archs[index] for index in range(7)][::-1],
+        columns={"acc": 10.0 * np.arange(7)[::-1]},  # accuracy of index i is 10 i
+    )
+    summary = correlate_with_accuracy(results, table, n_bootstrap=20)
+    assert summary["n_joined"] == 6
+    assert summary["correlations"]["acc"]["near"]["kendall_tau"] == pytest.approx(1.0)
+    assert summary["correlations"]["acc"]["n_params"]["kendall_tau"] == pytest.approx(-1.0)
+
+    wrong = AccuracyTable(index=np.array([0]), arch=[archs[1]], columns={"acc": np.array([1.0])})
+    with pytest.raises(ValueError, match="benchmark index order"):
+        correlate_with_accuracy(results, wrong)
+
+
+# --- near-bench ------------------------------------------------------------------------
+
+
+def test_near_bench_runs_and_resumes(tmp_path, monkeypatch):
+    from layersize.cli.bench import main
+
+    monkeypatch.setattr(bench, "_default_scorer", lambda: stub_scorer)
+    pixels = np.random.default_rng(1).integers(0, 256, size=(12, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "images.npz", images=pixels)
+    archs = all_architectures()
+    with (tmp_path / "accuracy.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", "arch", "cifar10_test_acc"])
+        for index in range(8):
+            writer.writerow([index, archs[index], 80 + index])
+    arguments = ["--indices", "0,1,2,3,284", "--images", str(tmp_path / "images.npz"),
+                 "--accuracy", str(tmp_path / "accuracy.csv"), "--out", str(tmp_path / "out"),
+                 "--repetitions", "2", "--bootstrap", "20", "--no-progress"]
+
+    first = CliRunner().invoke(main, arguments)
+    assert first.exit_code == 0, first.output
+    assert "0 already scored, 5 scored now" in first.output
+    assert "Kendall tau" in first.output
+    assert (tmp_path / "out" / "near_vs_accuracy.png").stat().st_size > 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["n_joined"] == 4  # index 284 has no accuracy row
+
+    second = CliRunner().invoke(main, arguments)
+    assert second.exit_code == 0, second.output
+    assert "5 already scored, 0 scored now" in second.output
+
+
+def test_near_bench_needs_one_selection(tmp_path):
+    from layersize.cli.bench import main
+
+    np.savez(tmp_path / "images.npz", images=np.zeros((12, 32, 32, 3), np.uint8))
+    result = CliRunner().invoke(main, ["--images", str(tmp_path / "images.npz")])
+    assert result.exit_code == 2
+    assert "exactly one of --sample, --indices and --archs" in result.output
