@@ -121,10 +121,10 @@ def main(
     For every pair, an MLP with the input width of the images, the --hidden
     layers and --outputs outputs is scored before training. The NEAR score
     (Network Expressivity by Activation Rank) sums the effective rank of the
-    output of every Linear layer and every activation, each taken on a square
-    matrix of as many images as the layer is wide, and averages the sum over
-    repetitions with fresh random weights and images. It has no unit; higher
-    means more expressive at initialisation.
+    output of every Linear layer and every activation. Each output is taken on
+    a square matrix of as many images as the layer is wide. The sum is averaged
+    over repetitions with fresh random weights and images. The score has no
+    unit, and a higher score means a more expressive network at initialisation.
 
     Prints the pairs from highest to lowest score with standard errors, and
     writes selection.json and a bar chart selection.png to --out. Pairs whose
