@@ -12,14 +12,26 @@ validation epoch.
 Potentials
 ----------
 An atomic network maps the descriptors G_i of atom i to a contribution y_i, and
-the contributions of a structure's atoms are summed with ``index_add``. Targets
-are per-atom energies standardised over the training structures,
-t_s = (E_s / N_s − ē) / σ_e, and the loss is the mean squared error of
-(Σ_{i∈s} y_i) / N_s against t_s. The total energy in eV is therefore
-E_pred,s = N_s · ē + σ_e · Σ_{i∈s} y_i, so each atomic output is the atom's
-energy shifted by ē and divided by σ_e. The test error is reported as the
-energy RMSE in meV/atom. Forces are not trained, because the package does not
-compute derivatives of the descriptors with respect to atomic positions.
+the contributions of a structure's atoms are summed with ``index_add``. Before
+fitting, each structure's energy E_s (eV) is reduced by reference energies ε_Z
+of its elements and divided by its number of atoms N_s:
+
+    r_s = (E_s − Σ_Z n_Z,s ε_Z) / N_s,    t_s = (r_s − r̄) / σ_r,
+
+with r̄ and σ_r the mean and standard deviation over the training structures.
+With ``energy_reference="elements"`` (the default) the ε_Z are fitted by least
+squares, E_s ≈ Σ_Z n_Z,s ε_Z, on the training structures. The energy per atom of
+a data set with many compositions varies mostly with composition (7.3 eV/atom
+standard deviation in the S_N2 set, 0.23 eV/atom after the fit), so this keeps
+the networks from spending their capacity on it. With ``"mean"`` all ε_Z are 0
+and r̄ is the mean energy per atom.
+
+The loss is the mean squared error of (Σ_{i∈s} y_i) / N_s against t_s, so the
+predicted energy in eV is E_pred,s = Σ_Z n_Z,s ε_Z + N_s · r̄ + σ_r · Σ_{i∈s} y_i:
+each atomic output is its atom's energy, less ε_Z and r̄, divided by σ_r. The
+test error is reported as the energy RMSE in meV/atom, σ_r · √MSE. Forces are
+not trained, because the package does not compute derivatives of the
+descriptors with respect to atomic positions.
 
 ``networks="pooled"`` trains one network for all atoms, the setting that
 ``near-size`` sizes by default. ``networks="per_element"`` trains one network
@@ -98,6 +110,8 @@ _EVALUATION_CHUNK_ROWS = 65536
 
 NetworkMode = Literal["pooled", "per_element"]
 NETWORK_MODES: tuple[str, ...] = ("pooled", "per_element")
+EnergyReference = Literal["elements", "mean"]
+ENERGY_REFERENCES: tuple[str, ...] = ("elements", "mean")
 
 
 # --- variants and splits ----------------------------------------------------------
@@ -330,6 +344,7 @@ class _EnergyTask:
         split: Sequence[float],
         seed: int,
         networks: str,
+        energy_reference: str = "elements",
     ) -> None:
         structure_index = np.asarray(atomic.structure_index, dtype=np.int64)
         energies = np.asarray(atomic.energies, dtype=np.float64)
@@ -350,20 +365,30 @@ class _EnergyTask:
             )
         train, validation, test = (usable[part] for part in split_indices(usable.size, split, seed))
 
-        per_atom = energies / atoms_per_structure
-        self.energy_mean = float(per_atom[train].mean())
-        self.energy_std = float(per_atom[train].std())
-        if not self.energy_std > 0:
-            logger.warning("All training structures have the same energy per atom; scaling targets by 1 eV")
+        numbers = np.asarray(atomic.numbers)
+        self.elements = [int(number) for number in np.unique(numbers)]
+        element_index = np.searchsorted(self.elements, numbers)
+        composition = np.zeros((energies.size, len(self.elements)))
+        np.add.at(composition, (structure_index, element_index), 1.0)
+        self.energy_reference = energy_reference
+        self.reference_energies = _fit_reference_energies(
+            composition, energies, train, energy_reference, [_symbol(number) for number in self.elements]
+        )
+
+        residual = (energies - composition @ self.reference_energies) / atoms_per_structure
+        self.energy_mean = float(residual[train].mean())
+        self.energy_std = float(residual[train].std())
+        if self.energy_std <= 1e-12 * max(1.0, float(np.abs(residual[train]).max())):
+            logger.warning(
+                "The training energies are fitted exactly by the reference energies; scaling targets by 1 eV"
+            )
             self.energy_std = 1.0
-        targets = (per_atom - self.energy_mean) / self.energy_std
+        targets = (residual - self.energy_mean) / self.energy_std
 
         # Atoms sorted by structure, so that a structure's atoms are one slice.
         order = np.argsort(structure_index, kind="stable")
         features = np.asarray(atomic.features, dtype=np.float32)[order]
-        numbers = np.asarray(atomic.numbers)[order]
-        self.elements = [int(number) for number in np.unique(numbers)]
-        element_index = np.searchsorted(self.elements, numbers)
+        element_index = element_index[order]
         if networks == "per_element":
             features = _standardise_per_element(features, element_index, len(self.elements))
 
@@ -385,8 +410,12 @@ class _EnergyTask:
             "networks": self.networks,
             "elements": [_symbol(number) for number in self.elements],
             "forces_trained": False,
-            "energy_per_atom_mean_ev": self.energy_mean,
-            "energy_per_atom_std_ev": self.energy_std,
+            "energy_reference": self.energy_reference,
+            "reference_energies_ev": {
+                _symbol(number): float(value) for number, value in zip(self.elements, self.reference_energies)
+            },
+            "residual_per_atom_mean_ev": self.energy_mean,
+            "residual_per_atom_std_ev": self.energy_std,
             "split_unit": "structures",
             "split_sizes": {name: int(part.numel()) for name, part in self.splits.items()},
         }
@@ -396,7 +425,7 @@ class _EnergyTask:
         initialise = get_initialization(init)
         members = []
         for _ in range(count):
-            network = build_mlp(self.n_inputs, widths, activation, n_outputs=1)
+            network = _build_without_global_rng(self.n_inputs, widths, activation, 1)
             initialise(network, generator)
             members.append(network)
         return AtomicEnergyModel(members)
@@ -477,7 +506,7 @@ class _ClassificationTask:
         }
 
     def build_model(self, widths: Sequence[int], activation: str, init: str, generator: torch.Generator) -> nn.Module:
-        network = build_mlp(self.n_inputs, widths, activation, n_outputs=int(self.classes.size))
+        network = _build_without_global_rng(self.n_inputs, widths, activation, int(self.classes.size))
         get_initialization(init)(network, generator)
         return network
 
@@ -500,6 +529,44 @@ class _ClassificationTask:
             total_loss += float(functional.cross_entropy(logits, self.labels[part], reduction="sum"))
             correct += int((logits.argmax(dim=1) == self.labels[part]).sum())
         return total_loss / indices.numel(), 100.0 * correct / indices.numel()
+
+
+def _fit_reference_energies(
+    composition: np.ndarray, energies: np.ndarray, train: np.ndarray, reference: str, symbols: list[str]
+) -> np.ndarray:
+    """Return the reference energy of each element in eV, shape (n_elements,).
+
+    ``"elements"`` fits E_s ≈ Σ_Z n_Z,s ε_Z by least squares over the training
+    structures. ``"mean"`` returns zeros, which leaves the mean energy per atom
+    as the only shift.
+    """
+    if reference == "mean":
+        return np.zeros(composition.shape[1])
+    absent = [symbol for symbol, count in zip(symbols, composition[train].sum(axis=0)) if count == 0]
+    if absent:
+        # NOTE: least squares sets the reference of an element without training
+        # atoms to 0 eV, so structures with it are predicted with a large offset.
+        logger.warning(
+            "No training structure contains %s, so the reference energy of %s is 0 eV",
+            ", ".join(absent), "it" if len(absent) == 1 else "them",
+        )
+    solution, _, rank, _ = np.linalg.lstsq(composition[train], energies[train], rcond=None)
+    if rank < composition.shape[1]:
+        logger.info(
+            "The training compositions determine only %d of %d element reference energies; "
+            "using the least-norm solution",
+            rank, composition.shape[1],
+        )
+    return solution
+
+
+def _build_without_global_rng(n_inputs: int, widths: Sequence[int], activation: str, n_outputs: int) -> nn.Module:
+    """Build an MLP and restore torch's global generator, which ``nn.Linear`` draws its default weights from.
+
+    The caller overwrites those weights from its own generator.
+    """
+    with torch.random.fork_rng(devices=[]):
+        return build_mlp(n_inputs, widths, activation, n_outputs=n_outputs)
 
 
 def _standardise_per_element(features: np.ndarray, element_index: np.ndarray, n_elements: int) -> np.ndarray:
@@ -849,6 +916,7 @@ def check_widths(
     max_epochs: int = DEFAULT_MAX_EPOCHS,
     patience: int = DEFAULT_PATIENCE,
     networks: NetworkMode = "pooled",
+    energy_reference: EnergyReference = "elements",
     forces: bool = False,
     threads: int | None = None,
     progress: bool = False,
@@ -889,6 +957,11 @@ def check_widths(
     networks : {"pooled", "per_element"}, default="pooled"
         Potentials only: one network for all atoms, or one per element with the
         same widths (see the module documentation).
+    energy_reference : {"elements", "mean"}, default="elements"
+        Potentials only: the energy subtracted before the networks are fitted.
+        "elements" subtracts per-element reference energies fitted by least
+        squares to the training structures, "mean" only the mean energy per
+        atom (see the module documentation).
     forces : bool, default=False
         Training on forces is not implemented; True raises.
     threads : int, optional
@@ -922,12 +995,13 @@ def check_widths(
     options = _validate_options(
         n_seeds=n_seeds, learning_rate=learning_rate, batch_size=batch_size,
         max_epochs=max_epochs, patience=patience, networks=networks,
+        energy_reference=energy_reference,
     )
     get_activation(activation)
     get_initialization(init)
 
     started = time.perf_counter()
-    task = _make_task(data, split, seed, networks)
+    task = _make_task(data, split, seed, networks, energy_reference)
     size = int(batch_size) if batch_size is not None else (
         DEFAULT_BATCH_STRUCTURES if task.kind == "potential" else DEFAULT_BATCH_SAMPLES
     )
@@ -984,7 +1058,14 @@ def check_widths(
 
 
 def _validate_options(
-    *, n_seeds: int, learning_rate: float, batch_size: int | None, max_epochs: int, patience: int, networks: str
+    *,
+    n_seeds: int,
+    learning_rate: float,
+    batch_size: int | None,
+    max_epochs: int,
+    patience: int,
+    networks: str,
+    energy_reference: str,
 ) -> dict[str, int]:
     if int(n_seeds) < 1:
         raise ValueError(f"n_seeds must be at least 1, got {n_seeds}.")
@@ -997,12 +1078,16 @@ def _validate_options(
     if int(patience) < 1:
         raise ValueError(f"patience must be at least 1, got {patience}.")
     if networks not in NETWORK_MODES:
-        raise ValueError(f"Unknown networks mode {networks!r}. Choose one of: {', '.join(NETWORK_MODES)}.")
+        raise ValueError(f"Invalid networks mode {networks!r}. Choose one of: {', '.join(NETWORK_MODES)}.")
+    if energy_reference not in ENERGY_REFERENCES:
+        raise ValueError(
+            f"Invalid energy_reference {energy_reference!r}. Choose one of: {', '.join(ENERGY_REFERENCES)}."
+        )
     return {"n_seeds": int(n_seeds), "max_epochs": int(max_epochs), "patience": int(patience)}
 
 
 def _make_task(
-    data: AtomicFeatures | ImageData, split: Sequence[float], seed: int, networks: str
+    data: AtomicFeatures | ImageData, split: Sequence[float], seed: int, networks: str, energy_reference: str
 ) -> _EnergyTask | _ClassificationTask:
     if isinstance(data, AtomicFeatures):
         if data.element is not None:
@@ -1011,7 +1096,7 @@ def _make_task(
                 f"but a total energy needs every atom. Pass load_atomic_features(path) "
                 f"without element, and networks='per_element' to train one network per element."
             )
-        return _EnergyTask(data, split, seed, networks)
+        return _EnergyTask(data, split, seed, networks, energy_reference)
     if isinstance(data, ImageData):
         if data.labels is None:
             raise ValueError(
