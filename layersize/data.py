@@ -273,7 +273,7 @@ def load_atomic_features(
             present = sorted({chemical_symbols[int(z)] for z in np.unique(raw["numbers"])})
             raise ValueError(
                 f"Element {element!r} is not present in {str(source)!r}; it contains "
-                f"{', '.join(present)}. Choose one of those with --element."
+                f"{', '.join(present)}. Choose one of those elements."
             )
     scaled = scale_descriptors(raw["features"][rows])
     return AtomicFeatures(
