@@ -123,3 +123,21 @@ def test_singular_values_match_svdvals():
     matrix = torch.randn(7, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
     gram = torch.sort(singular_values(matrix, "gram"), descending=True).values
     assert torch.allclose(gram, torch.linalg.svdvals(matrix), atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["gram", "svd"])
+def test_thread_count_is_restored(method):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        effective_rank(torch.randn(3, 8, 8), method=method)
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)
+
+    assert after == 2
+
+
+def test_empty_matrix_raises():
+    with pytest.raises(ValueError, match="non-empty"):
+        effective_rank(torch.zeros(0, 4))
