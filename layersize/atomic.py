@@ -15,6 +15,13 @@ from pathlib import Path
 __all__ = ["atomic_path", "write_atomic"]
 
 
+def _current_umask() -> int:
+    """Return the process umask (os.umask can only read it by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` and rename it onto ``path`` on success.
@@ -33,6 +40,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     temporary_path = Path(temporary)
     try:
         yield temporary_path
+        # mkstemp creates the file for its owner only; give it the permissions
+        # that a plain open() would, so other users can read the report.
+        os.chmod(temporary_path, 0o666 & ~_current_umask())
         os.replace(temporary_path, target)
     finally:
         temporary_path.unlink(missing_ok=True)
