@@ -10,9 +10,10 @@ xavier_uniform, uniform, stanh), the script
    the test loss and accuracy of the weights with the lowest validation loss.
 
 It then prints Markdown tables and the Spearman correlation between score and
-test loss over the pairs, and writes every number to ``results.json`` in the
-output folder. It also scores the MLP with weights from U(-1, 1) to show how much
-the range of the "uniform" initialisation matters.
+test loss over the pairs, writes every number to ``results.json`` in the output
+folder, and plots test loss against score in ``score_vs_loss.png``. It also
+scores the MLP with weights from U(-1, 1) to show how much the range of the
+"uniform" initialisation matters.
 
 Run from the repository root::
 
@@ -188,6 +189,51 @@ def format_tables(pairs: list[dict], symmetric_scores: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def plot_score_vs_loss(pairs: list[dict], path: Path) -> None:
+    """Plot the mean test loss of every pair against its NEAR score, in two panels.
+
+    The left panel shows all pairs with a logarithmic loss axis, because the
+    U(0, 1) pairs can end with losses far above the rest. The right panel leaves
+    out the U(0, 1) pairs, which score about 10, so the differences between the
+    other pairs, which all score above 200, stay visible.
+    """
+    from matplotlib.figure import Figure
+
+    markers = {"kaiming_uniform": "o", "xavier_uniform": "s", "stanh": "D", "uniform": "X", "pytorch": "^"}
+    activations = sorted({pair["activation"] for pair in pairs})
+    colours = dict(zip(activations, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")))
+    figure = Figure(figsize=(9.0, 4.0), layout="constrained")
+    panels = figure.subplots(1, 2)
+
+    without_uniform = [pair for pair in pairs if pair["init"] != "uniform"]
+    for axes, pairs_in_panel in ((panels[0], pairs), (panels[1], without_uniform)):
+        for pair in pairs_in_panel:
+            losses = [run["test_loss"] for run in pair["runs"]]
+            axes.errorbar(
+                pair["mean"], np.mean(losses), xerr=pair["stderr"],
+                yerr=np.std(losses, ddof=1) if len(losses) > 1 else None,
+                marker=markers.get(pair["init"], "o"), color=colours[pair["activation"]],
+                markersize=6, capsize=2, linestyle="none",
+            )
+        axes.set_xlabel("NEAR score before training (± stderr)")
+        axes.grid(alpha=0.3)
+    panels[0].set_yscale("log")
+    panels[0].set_ylabel("test cross-entropy after training (± sd over seeds)")
+    panels[0].set_title("all pairs", fontsize=10)
+    panels[1].set_title("without the U(0, 1) pairs", fontsize=10)
+
+    handles = [
+        panels[1].plot([], [], linestyle="none", marker="o", color=colours[name], label=name)[0]
+        for name in activations
+    ]
+    handles += [
+        panels[1].plot([], [], linestyle="none", marker=markers[name], color="grey", label=name)[0]
+        for name in markers if any(pair["init"] == name for pair in pairs)
+    ]
+    panels[1].legend(handles=handles, fontsize=7, loc="best")
+    figure.savefig(path, dpi=90)
+
+
 def summarise(pairs: list[dict]) -> dict:
     """Compute the Spearman correlations and the checks of the published pattern."""
     scores = [pair["mean"] for pair in pairs]
@@ -220,7 +266,7 @@ def main() -> None:
     parser.add_argument("data", nargs="?", type=Path, default=DEFAULT_DATA,
                         help="MNIST CSV file (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("activation_init_mnist_out"),
-                        help="folder for results.json (default: %(default)s)")
+                        help="folder for results.json and score_vs_loss.png (default: %(default)s)")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per pair (default: %(default)s)")
     parser.add_argument("--max-epochs", type=int, default=50, help="default: %(default)s")
     parser.add_argument("--patience", type=int, default=5,
@@ -289,6 +335,7 @@ def main() -> None:
         "pairs": pairs,
     }
     write_atomic(arguments.out / "results.json", json.dumps(document, indent=2) + "\n")
+    plot_score_vs_loss(pairs, arguments.out / "score_vs_loss.png")
     print(format_tables(pairs, symmetric_scores))
     print()
     print(json.dumps(summary, indent=2))

@@ -28,7 +28,14 @@ from typing import IO, Literal
 
 import numpy as np
 
-__all__ = ["IMAGE_FORMATS", "ImageData", "load_images", "read_idx"]
+__all__ = [
+    "IMAGE_FORMATS",
+    "ImageData",
+    "guess_image_format",
+    "load_image_features",
+    "load_images",
+    "read_idx",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -249,6 +256,47 @@ def load_images(
         "with labels" if labels is not None else "no labels",
     )
     return ImageData(features=features, labels=labels, shape=shape, source=path)
+
+
+def load_image_features(path: str | os.PathLike, format: ImageFormat | None = None, **options) -> np.ndarray:
+    """Read an image file into the input rows of a network, one flattened image a row.
+
+    This is ``load_images(path, format, **options).features``: the matrix that
+    :func:`layersize.sizing.estimate_layer_sizes` and
+    :func:`layersize.selection.rank_activation_init` take as ``features``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The image file.
+    format : {"idx", "csv", "npz", "npy"}, optional
+        The file format; without it, the format is chosen from the file name.
+    **options
+        Keyword arguments of :func:`load_images`, such as ``label_column``,
+        ``scale`` or ``limit``.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_images, n_pixels), dtype float32
+        The scaled pixel values, without the labels.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`load_images`.
+    """
+    return load_images(path, format, **options).features
+
+
+def guess_image_format(path: str | os.PathLike) -> ImageFormat | None:
+    """Return the image format that the name of ``path`` implies, or None.
+
+    The rules are those of :func:`load_images` without ``format``, so a caller
+    that also reads other kinds of files (structure files, for example) can send
+    a path to the image readers only when this returns a format. The file is not
+    opened.
+    """
+    return _format_from_name_or_none(Path(path))
 
 
 # --- options and file names -------------------------------------------------------

@@ -392,7 +392,10 @@ def rank_activation_init(
     pair_names = [(activation, init) for activation in activation_names for init in init_names]
     scored: list[tuple[str, str, int, NearScore]] = []
     for activation, init in tqdm(pair_names, desc="pairs", unit="pair", disable=not progress):
-        model = build_mlp(n_inputs, widths, activation, n_outputs)
+        # nn.Linear draws its default weights from torch's global generator, and
+        # near_score replaces them anyway, so restore the caller's generator state.
+        with torch.random.fork_rng(devices=[]):
+            model = build_mlp(n_inputs, widths, activation, n_outputs)
         seed_of_pair = pair_seed(seed, activation, init)
         score = near_score(model, inputs, repetitions=repetitions, seed=seed_of_pair, init=init, device=device)
         logger.info("%s + %s: NEAR score %.2f ± %.2f", activation, init, score.mean, score.stderr)

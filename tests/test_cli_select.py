@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import numpy as np
@@ -25,6 +26,8 @@ def workspace(tmp_path, monkeypatch):
         images=rng.integers(0, 256, size=(300, 8, 8), dtype=np.uint8),
         labels=rng.integers(0, 4, size=300),
     )
+    # A CSV file with a non-numeric cell in its second row.
+    (tmp_path / "bad.csv").write_text("1,2,3,4,0\n1,2,x,4,1\n")
     return tmp_path
 
 
@@ -49,6 +52,38 @@ def test_cli_ranks_and_writes_outputs(workspace):
 
     png = (workspace / "near-select-out" / "selection.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_reads_idx_gzip(workspace):
+    images = np.random.default_rng(1).integers(0, 256, size=(120, 6, 6), dtype=np.uint8)
+    header = bytes([0, 0, 0x08, 3]) + np.array(images.shape, dtype=">u4").tobytes()
+    (workspace / "digits-idx3-ubyte.gz").write_bytes(gzip.compress(header + images.tobytes()))
+
+    result = _run(
+        "--data", "digits-idx3-ubyte.gz", "--hidden", "12", "--repetitions", "2", "--activations", "relu",
+        "--inits", "xavier_uniform", "--out", "idx-out",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "36-12-10 MLP" in result.stdout
+    document = json.loads((workspace / "idx-out" / "selection.json").read_text())
+    assert document["n_images"] == 120
+
+
+def test_cli_reads_csv_label_last(workspace):
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 256, size=(60, 16))
+    labels = np.arange(60) % 3
+    rows = np.column_stack([pixels, labels])
+    (workspace / "digits.csv").write_text("\n".join(",".join(map(str, row)) for row in rows) + "\n")
+
+    result = _run(
+        "--data", "digits.csv", "--label-column", "last", "--hidden", "8", "--repetitions", "2",
+        "--activations", "tanh", "--inits", "stanh", "--out", "csv-out",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "16-8-3 MLP" in result.stdout
 
 
 def test_cli_outputs_default_to_label_count(workspace):
@@ -88,6 +123,7 @@ def test_cli_same_seed_same_output(workspace):
         (["--data", "images.npy", "--hidden", "16", "--inits", "normal"], "Unknown initialisation 'normal'"),
         (["--data", "images.npy", "--hidden", "400"], "needs 400 images"),
         (["--data", "images.npy", "--hidden", "16", "--format", "csv"], "Reading images.npy failed"),
+        (["--data", "bad.csv", "--hidden", "4"], "cannot read 'x' as a number"),
     ],
 )
 def test_cli_bad_input_exits_2_without_output(workspace, arguments, message):

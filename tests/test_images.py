@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from layersize.images import ImageData, load_images, read_idx
+from layersize.images import ImageData, guess_image_format, load_image_features, load_images, read_idx
 
 SHARED_DATA = Path(__file__).parents[2] / "shared" / "data"
 
@@ -76,6 +76,34 @@ def test_idx_round_trip(tmp_path, name):
     assert data.labels is None
     assert data.source == path
     np.testing.assert_allclose(data.features, images.reshape(6, -1) / 255.0, rtol=1e-6)
+
+
+def test_idx_handwritten_header(tmp_path):
+    # Written byte by byte, so that a shared mistake in the test's own IDX writer
+    # and in the reader cannot cancel out.
+    header = bytes([0x00, 0x00, 0x08, 0x03]) + bytes([0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4])
+    path = tmp_path / "images-idx3-ubyte"
+    path.write_bytes(header + bytes(range(24)))
+
+    array = read_idx(path)
+
+    assert array.shape == (2, 3, 4)
+    assert array.dtype == np.uint8
+    assert array[0, 0].tolist() == [0, 1, 2, 3]
+    assert array[1, 2].tolist() == [20, 21, 22, 23]
+
+
+def test_idx_emnist_file_read_upright(tmp_path):
+    # EMNIST stores each image transposed, and reading must undo that.
+    upright = random_images(3, 4, 6)
+    stored = np.ascontiguousarray(upright.transpose(0, 2, 1))
+    path = write_idx(tmp_path / "emnist-balanced-train-images-idx3-ubyte.gz", stored)
+
+    data = load_images(path, scale="none")
+
+    assert data.shape == (4, 6)
+    np.testing.assert_array_equal(data.as_images(), upright)
+    np.testing.assert_array_equal(data.features, upright.reshape(3, -1))
 
 
 @pytest.mark.parametrize("big_endian_dtype", ["i1", ">i2", ">i4", ">f4", ">f8"])
@@ -155,6 +183,17 @@ def test_idx_truncated_data(tmp_path):
     assert "(5, 3, 4)" in message
     assert "60 bytes" in message
     assert "only 50" in message
+
+
+def test_idx_truncated_gzip(tmp_path):
+    compressed = gzip.compress(idx_bytes(random_images(50, 8, 8, seed=4)))
+    path = tmp_path / "images-idx3-ubyte.gz"
+    path.write_bytes(compressed[: len(compressed) // 2])
+
+    with pytest.raises(ValueError, match="damaged or truncated gzip") as error:
+        load_images(path)
+
+    assert str(path) in str(error.value)
 
 
 def test_idx_truncated_header(tmp_path):
@@ -477,6 +516,48 @@ def test_scale_none(tmp_path):
 
     assert data.features.dtype == np.float32
     np.testing.assert_array_equal(data.features, values)
+
+
+# --- feature rows and format from the name -----------------------------------------
+
+
+def test_load_image_features_returns_rows(tmp_path):
+    images = random_images(5, 4, 4)
+    path = write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images)
+
+    features = load_image_features(path)
+
+    assert features.dtype == np.float32
+    assert features.shape == (5, 16)
+    np.testing.assert_allclose(features, images.reshape(5, -1) / 255.0, rtol=1e-6)
+
+
+def test_load_image_features_passes_options(tmp_path):
+    rows = np.column_stack([np.arange(6) % 3, random_images(6, 4, 4).reshape(6, -1)])
+    path = write_csv(tmp_path / "digits.csv", rows)
+
+    features = load_image_features(path, label_column="first", scale="none", limit=4)
+
+    np.testing.assert_array_equal(features, rows[:4, 1:])
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("train-images-idx3-ubyte", "idx"),
+        ("emnist-letters-test-images-idx3-ubyte.gz", "idx"),
+        ("digits.idx", "idx"),
+        ("mnist_5k.csv.gz", "csv"),
+        ("digits.CSV", "csv"),
+        ("arrays.npz", "npz"),
+        ("images.npy", "npy"),
+        ("sn2.xyz", None),
+        ("structures.extxyz", None),
+        ("POSCAR", None),
+    ],
+)
+def test_guess_image_format(name, expected):
+    assert guess_image_format(name) == expected
 
 
 # --- validation -------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -84,6 +85,43 @@ def test_stanh_unit_variance_quadrature():
     variance = float(weights @ (STANH_SCALE * np.tanh(nodes)) ** 2)
 
     assert variance == pytest.approx(1.0, abs=1e-3)
+
+
+# Each activation written out from its definition, independently of torch.nn.
+ACTIVATION_FORMULAS = {
+    "stanh": lambda x: 1.59223 * torch.tanh(x),
+    "silu": lambda x: x / (1.0 + torch.exp(-x)),
+    "relu": lambda x: torch.where(x > 0, x, torch.zeros_like(x)),
+    "tanh": torch.tanh,
+    "tanhshrink": lambda x: x - torch.tanh(x),
+}
+
+
+def test_activation_formulas_cover_every_activation():
+    assert set(ACTIVATION_FORMULAS) == set(ACTIVATIONS)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_values(name):
+    inputs = torch.linspace(-4.0, 4.0, 33, dtype=torch.float64)
+
+    outputs = get_activation(name)(inputs)
+
+    torch.testing.assert_close(outputs, ACTIVATION_FORMULAS[name](inputs))
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_build_mlp_applies_activation(name):
+    generator = torch.Generator().manual_seed(10)
+    network = build_mlp(6, [5, 4], activation=name, n_outputs=3).double()
+    get_initialization("pytorch")(network, generator)
+    first, _, second, _, output = network
+    inputs = torch.randn(7, 6, generator=generator, dtype=torch.float64)
+    formula = ACTIVATION_FORMULAS[name]
+
+    expected = output(formula(second(formula(first(inputs)))))
+
+    torch.testing.assert_close(network(inputs), expected)
 
 
 @pytest.mark.parametrize(
@@ -179,6 +217,23 @@ def test_bound_matches_torch_init(name):
 
     assert reference.abs().max().item() <= bound
     assert reference.abs().max().item() > 0.99 * bound
+
+
+def test_uniform_matches_torch_uniform_default():
+    # "uniform" is torch.nn.init.uniform_ with its default range, U(0, 1).
+    defaults = inspect.signature(nn.init.uniform_).parameters
+    reference = nn.init.uniform_(torch.empty(400, 300), generator=torch.Generator().manual_seed(11))
+    layer = nn.Linear(300, 400)
+
+    get_initialization("uniform")(layer, torch.Generator().manual_seed(11))
+
+    assert defaults["a"].default == 0.0
+    assert defaults["b"].default == 1.0
+    assert reference.min().item() >= 0.0
+    assert layer.weight.min().item() >= 0.0
+    assert layer.weight.max().item() <= 1.0
+    assert layer.weight.mean().item() == pytest.approx(reference.mean().item(), abs=0.005)
+    assert layer.weight.std().item() == pytest.approx(reference.std().item(), rel=STD_RTOL)
 
 
 def test_pytorch_bound_matches_linear_default():

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from layersize.images import load_images
-from layersize.nets import ACTIVATIONS, INITIALIZATIONS
+from layersize.nets import ACTIVATIONS, INITIALIZATIONS, build_mlp
+from layersize.score import near_score
 from layersize.selection import (
     Z_95,
     assign_tie_ranks,
@@ -152,6 +154,62 @@ def test_ranking_pair_score_independent_of_other_pairs(images):
 def test_ranking_names_case_insensitive_and_deduplicated(images):
     result = small_ranking(images, activations=["ReLU", "relu"], inits=["Uniform"])
     assert [(pair.activation, pair.init) for pair in result.pairs] == [("relu", "uniform")]
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_ranking_scores_every_activation_output(images, activation):
+    pair = small_ranking(images, activations=[activation], inits=["stanh"]).pairs[0]
+
+    kinds = [layer.kind for layer in pair.score.layers]
+    widths = [layer.width for layer in pair.score.layers]
+
+    # Linear, activation, Linear, activation, Linear: the custom sTanh module too.
+    assert kinds == ["weights", "activation", "weights", "activation", "weights"]
+    assert widths == [8, 8, 8, 8, 3]
+
+
+@pytest.mark.parametrize("init", sorted(INITIALIZATIONS))
+def test_ranking_applies_named_init(images, init):
+    pair = small_ranking(images, activations=["tanh"], inits=[init]).pairs[0]
+    reference = near_score(
+        build_mlp(16, [8, 8], "tanh", 3), images, repetitions=2,
+        seed=pair_seed(0, "tanh", init), init=init,
+    )
+    other_init = "kaiming_uniform" if init != "kaiming_uniform" else "uniform"
+    other = near_score(
+        build_mlp(16, [8, 8], "tanh", 3), images, repetitions=2,
+        seed=pair_seed(0, "tanh", init), init=other_init,
+    )
+
+    assert pair.mean == reference.mean
+    assert pair.mean != other.mean
+
+
+def test_ranking_keeps_global_rng(images):
+    torch_state = torch.get_rng_state()
+    numpy_state = np.random.get_state()[1].copy()
+
+    small_ranking(images, activations=["relu", "stanh"], inits=["pytorch", "uniform"])
+
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    np.testing.assert_array_equal(np.random.get_state()[1], numpy_state)
+
+
+def test_ranking_table_marks_ties():
+    # With seed 0 the Kaiming and Xavier pairs score 52.7 ± 1.4 and 51.6 ± 2.6,
+    # so their 95% intervals overlap. The U(0, 1) pair scores 6.1 ± 0.02.
+    features = np.random.default_rng(2).random((120, 64), dtype=np.float32)
+    result = rank_activation_init(
+        features, [24, 24], 5, activations=["tanh"], inits=["kaiming_uniform", "xavier_uniform", "uniform"],
+        repetitions=4, seed=0,
+    )
+    labels = {pair.init: pair.rank_label for pair in result.pairs}
+    rows = {line.split()[2]: line.split()[0] for line in result.format_table().splitlines()[2:5]}
+
+    assert result.pairs[0].ci_low <= result.pairs[1].ci_high
+    assert labels == {"kaiming_uniform": "1=", "xavier_uniform": "1=", "uniform": "3"}
+    assert rows == labels
+    assert [pair.tie_group for pair in result.pairs] == [1, 1, 2]
 
 
 @pytest.mark.parametrize(
