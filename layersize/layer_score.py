@@ -85,9 +85,12 @@ def _draw_rows(
     When the rows are few compared with the data, indices are drawn with
     replacement and any repetition with a repeated index is drawn again, which
     keeps every ordered set of distinct rows equally likely and avoids a full
-    permutation of the data per repetition.
+    permutation of the data per repetition. A draw has no repeat with
+    probability about exp(−n_rows² / (2·n_available)), so this route is taken
+    only while n_rows·(n_rows − 1) ≤ n_available (at least 60 % of draws kept).
+    Otherwise each repetition takes the head of a random permutation.
     """
-    if n_rows * 4 > n_available:
+    if n_rows * (n_rows - 1) > n_available:
         return torch.stack(
             [torch.randperm(n_available, generator=generator)[:n_rows] for _ in range(repetitions)]
         )

@@ -89,3 +89,15 @@ def test_agrees_with_near_score_on_mlp(low_rank_rows, activation):
     difference = fast.mean - totals.mean()
     combined = np.hypot(fast.stderr, totals.std(ddof=1) / np.sqrt(totals.size))
     assert abs(difference) < 4 * combined
+
+
+@pytest.mark.parametrize(("n_available", "n_rows"), [(5000, 640), (5000, 70), (48634, 128), (100, 100)])
+def test_draw_rows_distinct_for_any_ratio(n_available, n_rows):
+    from layersize.layer_score import _draw_rows
+
+    indices = _draw_rows(n_available, n_rows, 5, torch.Generator().manual_seed(0))
+
+    assert indices.shape == (5, n_rows)
+    for row in indices:
+        assert len(set(row.tolist())) == n_rows
+        assert int(row.max()) < n_available
