@@ -154,6 +154,11 @@ class SizingResult:
         }
 
 
+# Relative score at width 1: erank of a non-zero 1 × 1 pre-activation plus that
+# of its post-activation, divided by the width.
+ANCHOR_RELATIVE_SCORE = 2.0
+
+
 def validate_widths(widths: Sequence[int], n_samples: int) -> tuple[int, ...]:
     """Check a width grid and return it sorted, as a tuple of int.
 
@@ -233,6 +238,7 @@ def estimate_layer_size(
     method: Method = "gram",
     allow_extrapolation: bool = False,
     progress: bool | tqdm = False,
+    anchor: bool = True,
 ) -> LayerEstimate:
     """Sweep the width of one hidden layer and estimate its size.
 
@@ -262,6 +268,12 @@ def estimate_layer_size(
         Return a width outside the swept range instead of raising.
     progress : bool or tqdm, default=False
         Show a progress bar, or advance the given one once per width.
+    anchor : bool, default=True
+        Add the exact point (1, 2) to the fit. At width 1 the pre- and
+        post-activation matrices are 1 × 1, and a non-zero 1 × 1 matrix has
+        effective rank 1, so the relative score there is 2 without sampling.
+        The point pins the fit at small widths; the authors' NEAR library adds
+        the same kind of point.
 
     Returns
     -------
@@ -309,6 +321,9 @@ def estimate_layer_size(
 
     x = np.array([point.width for point in points], dtype=float)
     y = np.array([point.relative_mean for point in points])
+    if anchor:
+        x = np.concatenate([[1.0], x])
+        y = np.concatenate([[ANCHOR_RELATIVE_SCORE], y])
     try:
         fit = fit_power_law(x, y, threshold=threshold)
     except FitError as error:
@@ -347,6 +362,7 @@ def estimate_layer_sizes(
     method: Method = "gram",
     allow_extrapolation: bool = False,
     progress: bool = False,
+    anchor: bool = True,
 ) -> SizingResult:
     """Estimate the widths of ``n_layers`` hidden layers greedily.
 
@@ -381,6 +397,7 @@ def estimate_layer_sizes(
         "threshold": threshold,
         "seed": seed,
         "method": method,
+        "anchor": bool(anchor),
         "n_samples": int(rows.shape[0]) if rows.ndim == 2 else None,
         "n_features": int(rows.shape[1]) if rows.ndim == 2 else None,
     }
@@ -400,6 +417,7 @@ def estimate_layer_sizes(
                 method=method,
                 allow_extrapolation=allow_extrapolation,
                 progress=bar,
+                anchor=anchor,
             )
             logger.info("layer %d: width %d (x* = %.2f)", estimate.layer, estimate.width, estimate.fit.width)
             estimates.append(estimate)

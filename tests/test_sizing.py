@@ -81,3 +81,26 @@ def test_nan_features_raise(rows):
 def test_unknown_activation_raises(rows):
     with pytest.raises(ValueError, match="Unknown activation"):
         estimate_layer_sizes(rows, n_layers=1, widths=WIDTHS, repetitions=2, activation="gelu")
+
+
+def test_anchor_adds_exact_point_to_fit(rows):
+    from layersize.fit import fit_power_law
+
+    anchored = estimate_layer_size(rows, widths=(4, 8, 16, 32, 64), repetitions=20, seed=3,
+                                   threshold=0.05, allow_extrapolation=True)
+    plain = estimate_layer_size(rows, widths=(4, 8, 16, 32, 64), repetitions=20, seed=3,
+                                threshold=0.05, allow_extrapolation=True, anchor=False)
+    x = [point.width for point in anchored.points]
+    y = [point.relative_mean for point in anchored.points]
+
+    assert anchored.fit == fit_power_law([1, *x], [2.0, *y], threshold=0.05)
+    assert plain.fit == fit_power_law(x, y, threshold=0.05)
+    assert [p.mean for p in anchored.points] == [p.mean for p in plain.points]
+
+
+def test_width_one_relative_score_is_two(rows):
+    from layersize.layer_score import layer_score
+
+    score = layer_score(rows, (), 1, repetitions=10, seed=0)
+
+    np.testing.assert_allclose(score.totals, 2.0)
