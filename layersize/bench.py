@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import logging
@@ -58,7 +59,6 @@ __all__ = [
     "ArchitectureResult",
     "Correlation",
     "ResultsFile",
-    "architecture_seed",
     "correlate_with_accuracy",
     "load_cifar_images",
     "plot_scores",
@@ -322,16 +322,6 @@ def _format_float(value: float) -> str:
     return "" if math.isnan(value) else repr(float(value))
 
 
-def architecture_seed(seed: int, index: int) -> int:
-    """Derive the 63-bit seed of one architecture from the run seed and its index.
-
-    The seed depends on nothing else, so an architecture scores the same in a
-    serial run, a parallel run and a resumed run.
-    """
-    sequence = np.random.SeedSequence(int(seed), spawn_key=(int(index),))
-    return int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-
-
 def _default_scorer() -> Scorer:
     try:
         from layersize.score import near_score
@@ -340,7 +330,9 @@ def _default_scorer() -> Scorer:
             "The default scorer layersize.score.near_score could not be imported; "
             "pass a scoring function as scorer=."
         ) from exc
-    return near_score
+    # Every activation of a NAS-Bench-201 network is a module (ReLU), so hooks
+    # capture all of them and the torch.fx trace would only cost time.
+    return functools.partial(near_score, trace=False)
 
 
 def score_architecture(
@@ -356,11 +348,16 @@ def score_architecture(
 ) -> ArchitectureResult:
     """Build the network of one architecture and compute its NEAR score.
 
+    Every architecture is scored with the run seed itself, so all of them see
+    the same input samples, and modules that two networks share by name and
+    shape (the stem, the reduction blocks, the classifier) get the same weights
+    in each repetition. Differences between scores then come from the cells
+    alone, and cells whose output is cut off from the input tie exactly.
+
     Parameters
     ----------
     index : int
-        Benchmark index; with ``seed`` it sets the architecture's seed
-        (:func:`architecture_seed`).
+        Benchmark index, stored in the result.
     arch : str
         Architecture string.
     images : torch.Tensor of shape (N, 3, H, W)
@@ -368,14 +365,15 @@ def score_architecture(
     repetitions : int, default=32
         Repetitions of the NEAR score, each with fresh weights.
     seed : int, default=0
-        Run seed.
+        Run seed, passed to the scorer.
     scorer : callable, optional
         Scoring function with the signature of ``layersize.score.near_score``;
         by default that function.
     num_classes : int, default=10
         Output width of the classifier.
     torch_threads : int, optional
-        Set ``torch.set_num_threads`` to this value first (1 for parallel workers).
+        Run with ``torch.set_num_threads(torch_threads)`` (1 for parallel
+        workers); the previous thread count is restored afterwards.
     device : str, optional
         Device of the forward passes, passed to the scorer as ``device=`` only
         when given, such as ``"cuda"``. By default the scorer's default (the CPU).
@@ -388,21 +386,43 @@ def score_architecture(
         are caught and logged, not raised, so that one architecture cannot stop
         a run.
     """
+    previous_threads = torch.get_num_threads()
     if torch_threads is not None:
         torch.set_num_threads(int(torch_threads))
+    try:
+        return _score_one(index, arch, images, repetitions, seed, scorer, num_classes, device)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _score_one(
+    index: int,
+    arch: str,
+    images: torch.Tensor,
+    repetitions: int,
+    seed: int,
+    scorer: Scorer | None,
+    num_classes: int,
+    device: str | None,
+) -> ArchitectureResult:
     start = time.perf_counter()
-    arch_seed = architecture_seed(seed, index)
     n_params = -1
     try:
         score_function = scorer if scorer is not None else _default_scorer()
         # Fix the construction draw too, in case the scorer keeps the initial weights.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(arch_seed)
+            torch.manual_seed(seed)
             model = build_network(arch, num_classes=num_classes)
         n_params = count_parameters(model)
+        # Channels-last tensors make the CPU convolutions, batch norms and
+        # poolings of these small networks several times faster (about 3x for a
+        # 3x3 convolution on 16 channels at 32x32, torch 2.13) and give the same
+        # values up to rounding.
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
         # NOTE: the device option has only been run with "cpu"; GPU runs are untested.
         device_option = {} if device is None else {"device": device}
-        score = score_function(model, images, repetitions=repetitions, seed=arch_seed, **device_option)
+        score = score_function(model, images, repetitions=repetitions, seed=seed, **device_option)
         mean, stderr = float(score.mean), float(score.stderr)
         if not math.isfinite(mean):
             raise FloatingPointError(f"the NEAR score is {mean}")
@@ -557,6 +577,7 @@ def score_architectures(
     num_classes: int = 10,
     retries: int = 1,
     device: str | None = None,
+    torch_threads: int = 1,
 ) -> list[ArchitectureResult]:
     """Score architectures and stream the results to a CSV, skipping finished ones.
 
@@ -572,8 +593,8 @@ def score_architectures(
     repetitions : int, default=32
         Repetitions of each NEAR score.
     seed : int, default=0
-        Run seed; each architecture uses :func:`architecture_seed` of it and
-        its index, so serial and parallel runs give the same scores.
+        Run seed, used for every architecture (see :func:`score_architecture`),
+        so serial, parallel and resumed runs give the same scores.
     workers : int, optional
         Start a local ``dask.distributed`` cluster of this many single-threaded
         worker processes, bound to 127.0.0.1.
@@ -595,6 +616,13 @@ def score_architectures(
         more than one architecture.
     device : str, optional
         Device of the forward passes (see :func:`score_architecture`).
+    torch_threads : int, default=1
+        Torch threads of each architecture's scoring, serially and on every
+        worker. The thread count changes how convolutions round, so serial and
+        parallel runs agree exactly only at equal counts. One thread is also
+        the safer setting on a CPU that other processes share: on two busy
+        cores, two threads gave the same median time as one but stalled single
+        architectures for up to 10x the median (docs/benchmarks.md).
 
     Returns
     -------
@@ -618,8 +646,12 @@ def score_architectures(
         raise ValueError(f"workers must be at least 1, got {workers}.")
     if retries < 0:
         raise ValueError(f"retries must be 0 or more, got {retries}.")
+    if torch_threads < 1:
+        raise ValueError(f"torch_threads must be at least 1, got {torch_threads}.")
 
     requested = _normalise_archs(archs)
+    # Converted once here rather than for each architecture in score_architecture.
+    images = images.contiguous(memory_format=torch.channels_last)
     results_file = ResultsFile(results_csv)
     previous = results_file.read()
     for index, arch in requested:
@@ -644,8 +676,8 @@ def score_architectures(
                 new_results[result.index] = result
                 bar.update(1)
 
-            options = dict(images=images, repetitions=repetitions, seed=seed,
-                           scorer=scorer, num_classes=num_classes, device=device)
+            options = dict(images=images, repetitions=repetitions, seed=seed, scorer=scorer,
+                           num_classes=num_classes, device=device, torch_threads=torch_threads)
             if workers is None and scheduler is None:
                 for index, arch in pending:
                     record(score_architecture(index, arch, **options))
@@ -712,7 +744,7 @@ def _score_on_cluster(
         futures = {}
         for index, arch in pending:
             future = client.submit(
-                score_architecture, index, arch, **options, torch_threads=1,
+                score_architecture, index, arch, **options,
                 key=f"near-{run_id}-{index}", retries=retries, pure=False,
             )
             futures[future] = (index, arch)
@@ -1080,6 +1112,7 @@ def run_benchmark(
     retries: int = 1,
     scorer: Scorer | None = None,
     device: str | None = None,
+    torch_threads: int = 1,
 ) -> dict[str, Any]:
     """Score benchmark architectures, then correlate, plot and summarise.
 
@@ -1118,7 +1151,7 @@ def run_benchmark(
     results = score_architectures(
         indices, images, results_csv, repetitions=repetitions, seed=seed, workers=workers,
         scheduler=scheduler, progress=progress, scorer=scorer, num_classes=num_classes, retries=retries,
-        device=device,
+        device=device, torch_threads=torch_threads,
     )
 
     statuses = [result.status for result in results]
@@ -1132,6 +1165,7 @@ def run_benchmark(
         "n_failed": statuses.count("failed"),
         "repetitions": repetitions,
         "seed": seed,
+        "torch_threads": torch_threads,
         "n_images": int(images.shape[0]),
         "results_csv": str(results_csv),
     }

@@ -44,9 +44,11 @@ one forward pass yields one output per call, labelled ``name``, ``name#2``, ...
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
@@ -293,7 +295,8 @@ class OutputCapture:
 
     The capture is made for a model that the caller owns and may change, such as
     a deep copy. :meth:`run` registers forward hooks on it for the length of one
-    forward pass. It removes them afterwards, also when the forward pass raises.
+    forward pass, or :meth:`hooks_attached` for a block of runs. The hooks are
+    removed afterwards, also when a forward pass raises.
 
     Parameters
     ----------
@@ -328,6 +331,7 @@ default="weights_and_activations"
         self._records: list[tuple[CapturePoint, Any]] | None = None
         self._process: Callable[[CapturePoint, torch.Tensor], Any] = _clone_output
         self._calls: dict[str, int] = {}
+        self._handles: list[torch.utils.hooks.RemovableHandle] | None = None
         if trace and next(model.children(), None) is not None:
             self._graph_module = self._trace()
         self.mode: CaptureMode = "fx" if self._graph_module is not None else "hooks"
@@ -428,15 +432,46 @@ default="weights_and_activations"
         self._verified = True
         return records
 
-    def _run_once(self, runner: nn.Module, inputs: torch.Tensor, process) -> list[tuple[CapturePoint, Any]]:
+    @contextlib.contextmanager
+    def hooks_attached(self) -> Iterator[OutputCapture]:
+        """Keep the forward hooks registered across the :meth:`run` calls inside the block.
+
+        By default every :meth:`run` registers and removes one hook per selected
+        module, which costs a noticeable share of a small model's forward pass.
+        Inside this block the hooks stay registered, and they do nothing outside
+        a run. They are removed on exit, also when a run raises.
+        """
+        if self._handles is not None:
+            yield self
+            return
+        self._handles = self._register_hooks()
+        try:
+            yield self
+        finally:
+            handles, self._handles = self._handles, None
+            for handle in handles:
+                handle.remove()
+
+    def _register_hooks(self) -> list[torch.utils.hooks.RemovableHandle]:
         modules = dict(self.model.named_modules())
+        handles = []
+        try:
+            for name, target in self._targets.items():
+                handles.append(modules[name].register_forward_hook(self._make_hook(name, target)))
+        except BaseException:
+            for handle in handles:
+                handle.remove()
+            raise
+        return handles
+
+    def _run_once(self, runner: nn.Module, inputs: torch.Tensor, process) -> list[tuple[CapturePoint, Any]]:
         handles = []
         self._records = []
         self._process = process
         self._calls = {}
         try:
-            for name, target in self._targets.items():
-                handles.append(modules[name].register_forward_hook(self._make_hook(name, target)))
+            if self._handles is None:
+                handles = self._register_hooks()
             runner(inputs)
             return self._records
         finally:
@@ -598,18 +633,9 @@ def square_block(
         output = output.reshape(-1, 1)
         feature_dim = 1
     n_samples = int(output.shape[0]) if n_samples is None else int(n_samples)
-    if n_samples < 1 or output.shape[0] % n_samples != 0:
-        raise ValueError(
-            f"Dimension 0 of an output of shape {tuple(output.shape)} must be a positive "
-            f"multiple of n_samples={n_samples}. Pass the number of samples in the batch."
-        )
-    width = int(output.shape[feature_dim])
-    entries_per_sample = output.shape[0] // n_samples
-    rows_per_sample = output.numel() // max(n_samples * width, 1)
-
-    # Samples whose rows the block touches, and the latest sample it can start at.
-    samples_spanned = min(max(math.ceil(width / max(rows_per_sample, 1)), 1), n_samples)
-    last_start = n_samples - samples_spanned
+    width, entries_per_sample, samples_spanned, last_start, rows_per_sample = _block_layout(
+        tuple(output.shape), feature_dim, n_samples
+    )
     if rows_per_sample > 1 and last_start > 0:
         start = int(torch.randint(last_start + 1, (1,), generator=generator))
     else:
@@ -618,3 +644,24 @@ def square_block(
     piece = output.narrow(0, start * entries_per_sample, samples_spanned * entries_per_sample)
     rows = output_rows(piece, feature_dim)
     return rows[:width].clone(memory_format=torch.contiguous_format)
+
+
+@functools.lru_cache(maxsize=4096)
+def _block_layout(shape: tuple[int, ...], feature_dim: int, n_samples: int) -> tuple[int, int, int, int, int]:
+    """Return width, entries per sample, samples spanned, latest start sample and rows per sample.
+
+    Cached because :func:`square_block` cuts blocks of the same shapes many times.
+    """
+    if n_samples < 1 or shape[0] % n_samples != 0:
+        raise ValueError(
+            f"Dimension 0 of an output of shape {shape} must be a positive "
+            f"multiple of n_samples={n_samples}. Pass the number of samples in the batch."
+        )
+    width = int(shape[feature_dim])
+    entries_per_sample = shape[0] // n_samples
+    rows_per_sample = math.prod(shape) // max(n_samples * width, 1)
+
+    # Samples whose rows the block touches, and the latest sample it can start at.
+    samples_spanned = min(max(math.ceil(width / max(rows_per_sample, 1)), 1), n_samples)
+    last_start = n_samples - samples_spanned
+    return width, entries_per_sample, samples_spanned, last_start, rows_per_sample

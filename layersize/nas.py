@@ -196,6 +196,16 @@ def is_disconnected(arch: str | CellArchitecture) -> bool:
     return N_NODES - 1 not in reachable
 
 
+def _nodes_feeding_output(cell: CellArchitecture) -> frozenset[int]:
+    """Return the nodes from which a path of non-``none`` edges leads to node 3 (node 3 included)."""
+    live = {N_NODES - 1}
+    # Walk the edges from the last target back, so each target is settled before its sources.
+    for target, source, op in reversed(cell.edges()):
+        if op != "none" and target in live:
+            live.add(source)
+    return frozenset(live)
+
+
 def _product_order() -> list[str]:
     return [str(CellArchitecture(ops)) for ops in itertools.product(OPERATIONS, repeat=len(EDGES))]
 
@@ -274,6 +284,12 @@ class Cell(nn.Module):
     and parameter count, and no layer-capturing code mistakes the zero
     operation for an activation function.
 
+    Nodes 1 and 2 are computed only when a path of non-``none`` edges leads
+    from them to node 3. The operations of a dead-end node keep their modules,
+    so the parameter count stays the benchmark's, but they never run: their
+    output cannot change the cell's output, so skipping them changes no value
+    and keeps them out of layer-capturing scores such as NEAR.
+
     Shape: input and output (batch, channels, height, width).
     """
 
@@ -291,10 +307,14 @@ class Cell(nn.Module):
         # (module key, source node) of the non-"none" inputs of each node; fixed
         # at construction, so torch.fx traces the loop in forward.
         self._node_inputs = tuple(inputs)
+        self._live_nodes = _nodes_feeding_output(self.arch)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        nodes = [input]
+        nodes: list[torch.Tensor | None] = [input]
         for target in range(1, N_NODES):
+            if target not in self._live_nodes:
+                nodes.append(None)
+                continue
             terms = [self.edge_operations[key](nodes[source]) for key, source in self._node_inputs[target]]
             if not terms:
                 nodes.append(torch.zeros_like(input))

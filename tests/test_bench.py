@@ -21,23 +21,26 @@ from layersize.bench import (
     AccuracyTable,
     ArchitectureResult,
     ResultsFile,
-    architecture_seed,
     correlate_with_accuracy,
     load_cifar_images,
     rank_correlation,
     score_architectures,
     select_indices,
 )
-from layersize.nas import all_architectures, build_network, is_disconnected
+from layersize.nas import all_architectures, arch_index, build_network, is_disconnected
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CIFAR_SAMPLE = SHARED_DATA / "cifar10_test_1000.npz"
 
-# Two disconnected cells whose dead ends have no parameters, so that at equal
-# seeds only the stem and the classifier contribute non-zero ranks.
+# Disconnected cells: no path of non-"none" edges leads from node 0 to node 3.
 DISCONNECTED = (
     "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+    # Dead ends without parameters.
     "|skip_connect~0|+|avg_pool_3x3~0|none~1|+|none~0|none~1|none~2|",
+    # Convolutions on dead ends from node 0, which the first cell never runs.
+    "|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|none~0|none~1|none~2|",
+    # Convolutions on nodes that receive only zeros but feed the output.
+    "|none~0|+|none~0|nor_conv_3x3~1|+|none~0|nor_conv_1x1~1|nor_conv_3x3~2|",
 )
 
 
@@ -212,12 +215,12 @@ def test_resume_skips_finished_and_truncated_line(tmp_path, images):
     calls: list[int] = []
 
     def counting_scorer(model, inputs, repetitions, seed):
-        calls.append(seed)
+        calls.append(arch_index(model.arch))
         return SimpleNamespace(mean=7.0, stderr=0.0)
 
     results = score_architectures([0, 1, 2, 3], images, results_csv, scorer=counting_scorer, progress=False)
 
-    assert sorted(calls) == sorted(architecture_seed(0, index) for index in (1, 2, 3))
+    assert sorted(calls) == [1, 2, 3]
     assert results[0] == finished
     assert [result.status for result in results] == ["ok"] * 4
     lines = results_csv.read_text().splitlines()
@@ -255,19 +258,25 @@ def test_disconnected_cells_score_and_tie(images):
         assert inner
         assert all(ranks[name] == 0 for name in inner)
         assert ranks["classifier"] == pytest.approx(1.0)
-    assert scores[0].mean == scores[1].mean
+    # The stem and the classifier draw the same weights in every network, so
+    # the totals of each repetition are equal, not only close.
+    for score in scores[1:]:
+        assert np.array_equal(score.totals, scores[0].totals)
 
     connected = near_score(build_network(all_architectures()[284]), images, repetitions=1, seed=11)
     assert connected.mean > 10 * scores[0].mean
 
 
-def test_disconnected_cell_through_bench(tmp_path, images):
+def test_disconnected_cells_tie_through_bench(tmp_path, images):
     near_score_or_skip()
-    results = score_architectures([DISCONNECTED[0]], images, tmp_path / "scores.csv", repetitions=1,
+    results = score_architectures(DISCONNECTED, images, tmp_path / "scores.csv", repetitions=2, seed=3,
                                   progress=False)
-    assert results[0].status == "ok"
-    assert math.isfinite(results[0].near_mean)
-    assert math.isfinite(results[0].near_stderr)
+    assert [result.status for result in results] == ["ok"] * len(DISCONNECTED)
+    assert len({result.n_params for result in results}) > 1
+    assert all(math.isfinite(result.near_mean) for result in results)
+    assert all(math.isfinite(result.near_stderr) for result in results)
+    assert len({result.near_mean for result in results}) == 1
+    assert len({result.near_stderr for result in results}) == 1
 
 
 # --- Dask ------------------------------------------------------------------------
@@ -305,14 +314,15 @@ def loopback_cluster():
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
-def make_dying_scorer(marker: Path, victim_seed: int, always: bool):
-    """Return a scorer that kills its worker process when it scores ``victim_seed``."""
+def make_dying_scorer(marker: Path, victim: int, always: bool):
+    """Return a scorer that kills its worker process when it scores benchmark index ``victim``."""
 
     def scorer(model, inputs, repetitions, seed):
-        if seed == victim_seed and (always or not marker.exists()):
+        index = arch_index(model.arch)
+        if index == victim and (always or not marker.exists()):
             marker.touch()
             os._exit(1)
-        return SimpleNamespace(mean=float(seed % 1000), stderr=0.0)
+        return SimpleNamespace(mean=float(index), stderr=0.0)
 
     return scorer
 
@@ -320,14 +330,14 @@ def make_dying_scorer(marker: Path, victim_seed: int, always: bool):
 def test_worker_death_retried_or_failed(tmp_path, images, loopback_cluster):
     address = loopback_cluster.scheduler_address
     victim = 5
-    once = make_dying_scorer(tmp_path / "died", architecture_seed(0, victim), always=False)
+    once = make_dying_scorer(tmp_path / "died", victim, always=False)
     results = score_architectures([4, victim, 6], images, tmp_path / "retried.csv", scheduler=address,
                                   scorer=once, progress=False)
     assert (tmp_path / "died").exists()
     assert [result.status for result in results] == ["ok", "ok", "ok"]
-    assert results[1].near_mean == architecture_seed(0, victim) % 1000
+    assert results[1].near_mean == victim
 
-    always = make_dying_scorer(tmp_path / "died", architecture_seed(0, victim), always=True)
+    always = make_dying_scorer(tmp_path / "died", victim, always=True)
     results = score_architectures([victim], images, tmp_path / "failed.csv", scheduler=address,
                                   scorer=always, progress=False)
     assert results[0].status == "failed"

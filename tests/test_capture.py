@@ -238,6 +238,27 @@ def test_user_hooks_kept_after_run():
     handle.remove()
 
 
+def test_hooks_attached_across_runs():
+    model = CustomActivationNet()
+    capture = OutputCapture(model)
+    with capture.hooks_attached():
+        attached = _hook_counts(model)
+        first = capture.run(torch.randn(2, 6))
+        second = capture.run(torch.randn(2, 6))
+        assert _hook_counts(model) == attached
+    assert sum(attached) == 3  # first, act and second; relu() is recorded by the traced graph
+    assert _names(first) == _names(second) == ["first", "act", "second", "relu()"]
+    assert _hook_counts(model) == [0] * len(attached)
+
+
+def test_hooks_attached_removed_after_error():
+    model = FailingNet()
+    capture = OutputCapture(model, trace=False)
+    with pytest.raises(RuntimeError, match="on purpose"), capture.hooks_attached():
+        capture.run(torch.randn(3, 6))
+    assert _hook_counts(model) == [0] * len(_hook_counts(model))
+
+
 def test_process_none_drops_output():
     records = OutputCapture(CustomActivationNet()).run(
         torch.randn(2, 6), process=lambda point, output: None if point.kind == "weights" else output.clone()

@@ -110,6 +110,23 @@ def test_disconnected_network_outputs_zero_cells():
     assert torch.count_nonzero(cell_output) == 0
 
 
+def test_dead_end_operations_not_run():
+    # Nodes 1 and 2 feed nothing that reaches node 3, which takes node 0 through a skip.
+    arch = "|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"
+    network = build_network(arch).eval()
+    cell = network.cells[0]
+    calls = []
+    for key, operation in cell.edge_operations.items():
+        operation.register_forward_hook(lambda module, args, output, key=key: calls.append(key))
+    inputs = torch.randn(2, 16, 32, 32)
+    with torch.no_grad():
+        output = cell(inputs)
+    assert calls == ["node3_from0"]
+    torch.testing.assert_close(output, inputs)
+    # The dead-end convolutions keep their parameters: 3x3 (2304 + 32), 1x1 (256 + 32), 3x3 again.
+    assert count_parameters(cell) == 2 * (16 * 16 * 9 + 32) + 16 * 16 + 32
+
+
 def test_benchmark_order_known_rows():
     archs = all_architectures()
     assert len(archs) == N_ARCHITECTURES

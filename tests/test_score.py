@@ -297,3 +297,36 @@ def test_dropout_off():
     result = near_score(model, torch.randn(30, 4), repetitions=3, select=select)
     layers = _layers(result)
     assert np.array_equal(layers["0"].ranks, layers["1"].ranks)
+
+
+def test_shared_module_names_draw_same_weights():
+    # The second network has two more layers between the same first and last layers.
+    short = nn.Sequential()
+    short.add_module("first", nn.Linear(6, 12))
+    short.add_module("act", nn.Tanh())
+    short.add_module("last", nn.Linear(12, 5))
+    long = nn.Sequential()
+    long.add_module("first", nn.Linear(6, 12))
+    long.add_module("act", nn.Tanh())
+    long.add_module("middle", nn.Linear(12, 12))
+    long.add_module("act2", nn.Tanh())
+    long.add_module("last", nn.Linear(12, 5))
+    inputs = torch.randn(30, 6)
+    short_layers = _layers(near_score(short, inputs, repetitions=3, seed=4))
+    long_layers = _layers(near_score(long, inputs, repetitions=3, seed=4))
+    assert np.array_equal(short_layers["first"].ranks, long_layers["first"].ranks)
+    assert np.array_equal(short_layers["act"].ranks, long_layers["act"].ranks)
+    assert not np.array_equal(short_layers["last"].ranks, long_layers["last"].ranks)
+
+
+def test_trace_false_captures_modules_only():
+    inputs = torch.randn(30, 6)
+    hooks = near_score(MixedNet(), inputs, repetitions=2, trace=False)
+    assert hooks.capture == "hooks"
+    assert [layer.name for layer in hooks.layers] == ["first", "act", "second"]
+
+    images = torch.randn(30, 3, 4, 4)
+    traced = near_score(small_cnn(), images, repetitions=2, seed=1)
+    untraced = near_score(small_cnn(), images, repetitions=2, seed=1, trace=False)
+    assert traced.capture == "fx"
+    assert np.array_equal(traced.totals, untraced.totals)

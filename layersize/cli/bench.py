@@ -57,6 +57,9 @@ def _format_interval(statistics: dict, name: str, interval: str) -> str:
               help="Score on a running dask cluster at this scheduler address, e.g. tcp://10.0.0.5:8786.")
 @click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True,
               help="On a cluster, how often to rerun an architecture whose task raised or whose worker died.")
+@click.option("--threads", "torch_threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Torch threads per architecture, serially and on each worker. Scores agree exactly "
+                   "only between runs with the same value.")
 @click.option("--device", default=None,
               help="Torch device of the forward passes, such as cuda or cuda:1.  [default: cpu]")
 @click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
@@ -67,7 +70,7 @@ def _format_interval(statistics: dict, name: str, interval: str) -> str:
 @seed_option
 @verbosity_options
 def main(space, sample, indices, archs_file, images, normalise, accuracy, out_dir, repetitions,
-         num_classes, workers, scheduler, retries, device, n_bootstrap, confidence, no_progress, seed, verbose, quiet):
+         num_classes, workers, scheduler, retries, torch_threads, device, n_bootstrap, confidence, no_progress, seed, verbose, quiet):
     """Score NAS-Bench-201 architectures with NEAR and rank-correlate the scores with accuracy.
 
     Choose the architectures with exactly one of --sample, --indices and --archs.
@@ -99,6 +102,7 @@ def main(space, sample, indices, archs_file, images, normalise, accuracy, out_di
             selected, image_tensor, out_dir, accuracy_csv=accuracy, repetitions=repetitions, seed=seed,
             workers=workers, scheduler=scheduler, progress=not no_progress, n_bootstrap=n_bootstrap,
             confidence=confidence, num_classes=num_classes, retries=retries, device=device,
+            torch_threads=torch_threads,
         )
     except (ValueError, ImportError) as exc:
         raise click.ClickException(str(exc)) from exc
