@@ -54,7 +54,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -89,6 +89,8 @@ __all__ = [
     "make_variants",
     "plot_check",
     "split_indices",
+    "validate_factors",
+    "validate_split",
 ]
 
 logger = logging.getLogger(__name__)
@@ -153,10 +155,29 @@ def _validate_widths(widths: Sequence[int]) -> tuple[int, ...]:
     return tuple(int(value) for value in values)
 
 
-def _validate_factors(factors: Sequence[float]) -> tuple[float, ...]:
-    values = []
+def validate_factors(factors: Sequence[float]) -> tuple[float, ...]:
+    """Check multiples of an estimate and drop repeats.
+
+    Parameters
+    ----------
+    factors : sequence of float
+
+    Returns
+    -------
+    tuple of float
+        The factors as floats, in the given order, each once.
+
+    Raises
+    ------
+    ValueError
+        If ``factors`` is empty or a factor is not a positive finite number.
+    """
+    values: list[float] = []
     for factor in factors:
-        value = float(factor)
+        try:
+            value = float(factor)
+        except (TypeError, ValueError):
+            value = math.nan
         if not math.isfinite(value) or value <= 0:
             raise ValueError(
                 f"Every factor must be a positive finite number, got {factor!r} in "
@@ -164,6 +185,8 @@ def _validate_factors(factors: Sequence[float]) -> tuple[float, ...]:
             )
         if value not in values:
             values.append(value)
+    if not values:
+        raise ValueError("factors is empty. Give at least one multiple of the estimate, such as 0.5, 1, 2.")
     return tuple(values)
 
 
@@ -192,7 +215,7 @@ def make_variants(widths: Sequence[int], factors: Sequence[float] = DEFAULT_FACT
         If a width is not a positive integer or a factor is not positive.
     """
     estimate = _validate_widths(widths)
-    checked = _validate_factors(factors)
+    checked = validate_factors(factors)
     variants = [Variant(estimate)]
     seen = {estimate}
     for layer, width in enumerate(estimate, start=1):
@@ -208,6 +231,42 @@ def make_variants(widths: Sequence[int], factors: Sequence[float] = DEFAULT_FACT
             seen.add(candidate)
             variants.append(Variant(candidate, layer=layer, factor=factor))
     return variants
+
+
+def validate_split(fractions: Sequence[float]) -> tuple[float, float, float]:
+    """Check train, validation and test shares and divide them by their sum.
+
+    Parameters
+    ----------
+    fractions : (float, float, float)
+
+    Returns
+    -------
+    (float, float, float)
+        The shares, summing to 1.
+
+    Raises
+    ------
+    ValueError
+        If there are not three shares, a share is negative or not finite, or
+        the validation or test share is zero.
+    """
+    try:
+        shares = np.asarray(fractions, dtype=float)
+    except (TypeError, ValueError):
+        shares = np.full(3, np.nan)
+    if shares.shape != (3,) or not np.isfinite(shares).all() or (shares < 0).any() or shares.sum() <= 0:
+        raise ValueError(
+            f"split must be three non-negative fractions (train, validation, test), "
+            f"got {tuple(fractions)}. Use for example (0.8, 0.1, 0.1)."
+        )
+    if shares[1] == 0 or shares[2] == 0:
+        raise ValueError(
+            f"split {tuple(fractions)} leaves no validation or no test data, which early "
+            f"stopping and the test score need. Give both a positive share."
+        )
+    shares = shares / shares.sum()
+    return float(shares[0]), float(shares[1]), float(shares[2])
 
 
 def split_indices(
@@ -238,22 +297,11 @@ def split_indices(
         or the validation or test share is zero.
     """
     n_items = int(n_items)
-    shares = np.asarray(fractions, dtype=float)
-    if shares.shape != (3,) or not np.isfinite(shares).all() or (shares < 0).any() or shares.sum() <= 0:
-        raise ValueError(
-            f"split must be three non-negative fractions (train, validation, test), "
-            f"got {tuple(fractions)}. Use for example (0.8, 0.1, 0.1)."
-        )
-    if shares[1] == 0 or shares[2] == 0:
-        raise ValueError(
-            f"split {tuple(fractions)} leaves no validation or no test data, which early "
-            f"stopping and the test score need. Give both a positive share."
-        )
+    shares = np.asarray(validate_split(fractions))
     if n_items < 3:
         raise ValueError(
             f"A train/validation/test split needs at least 3 items, got {n_items}. Use more data."
         )
-    shares = shares / shares.sum()
     n_validation = max(1, round(shares[1] * n_items))
     n_test = max(1, round(shares[2] * n_items))
     n_train = n_items - n_validation - n_test
@@ -358,6 +406,12 @@ class _EnergyTask:
             )
 
         usable = np.flatnonzero(np.isfinite(energies))
+        if usable.size < 3:
+            raise ValueError(
+                f"{atomic.source!r} has {usable.size} structures with an energy, and the "
+                f"check needs at least 3 for a train/validation/test split. Give a structure "
+                f"file whose structures carry total energies (an 'energy' entry or a calculator result)."
+            )
         if usable.size < energies.size:
             logger.warning(
                 "%d of %d structures of %s have no energy and are left out of the check",
@@ -656,8 +710,12 @@ def _train_once(
     batch_size: int,
     max_epochs: int,
     patience: int,
+    on_epoch: Callable[[int, float], None] | None = None,
 ) -> tuple[RunResult, int]:
-    """Train one network with early stopping, test it, and return the result and its parameter count."""
+    """Train one network with early stopping, test it, and return the result and its parameter count.
+
+    ``on_epoch(epoch, validation_loss)`` is called after every epoch, for progress display.
+    """
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     model = task.build_model(widths, activation, init, generator)
@@ -679,6 +737,8 @@ def _train_once(
         model.eval()
         validation_loss, _ = task.evaluate(model, "validation")
         epochs_run = epoch
+        if on_epoch is not None:
+            on_epoch(epoch, validation_loss)
         # A NaN loss never compares as smaller, so a diverged run counts as
         # not improving and stops after `patience` epochs.
         if validation_loss < best_loss:
@@ -918,7 +978,7 @@ def check_widths(
     networks: NetworkMode = "pooled",
     energy_reference: EnergyReference = "elements",
     forces: bool = False,
-    threads: int | None = None,
+    threads: int | None = 1,
     progress: bool = False,
 ) -> CheckResult:
     """Train networks at and around estimated widths and compare their test scores.
@@ -964,9 +1024,13 @@ def check_widths(
         atom (see the module documentation).
     forces : bool, default=False
         Training on forces is not implemented; True raises.
-    threads : int, optional
+    threads : int or None, default=1
         Torch intra-op threads during the check; the previous setting is restored
-        afterwards. None keeps the current setting.
+        afterwards. None keeps the current setting. The default is 1 because the
+        mini-batches are small. On a 2-core machine with other work running,
+        the first 60-epoch run of a ``near-size --check`` of data/sn2.xyz had not
+        finished after 5 minutes on 2 threads. On one thread, each run took 9 to
+        21 s (see docs/check.md).
     progress : bool, default=False
         Show a progress bar over the runs on stderr.
 
@@ -1007,7 +1071,7 @@ def check_widths(
     )
     run_seeds = [seed_for(seed, 1, repeat) for repeat in range(options["n_seeds"])]
     settings = {
-        "factors": list(_validate_factors(factors)),
+        "factors": list(validate_factors(factors)),
         "n_seeds": options["n_seeds"],
         "seed": seed,
         "split": [float(share) for share in split],
@@ -1030,12 +1094,18 @@ def check_widths(
         for variant in variants:
             runs = []
             n_parameters = 0
-            bar.set_postfix_str("-".join(str(width) for width in variant.widths))
+            name = "-".join(str(width) for width in variant.widths)
+            bar.set_postfix_str(name)
+
+            def show_epoch(epoch: int, validation_loss: float) -> None:
+                bar.set_postfix_str(f"{name} epoch {epoch} validation loss {validation_loss:.4g}")
+
             for run_seed in run_seeds:
                 run, n_parameters = _train_once(
                     task, variant.widths, run_seed,
                     activation=activation, init=init, learning_rate=float(learning_rate),
                     batch_size=size, max_epochs=options["max_epochs"], patience=options["patience"],
+                    on_epoch=show_epoch if progress else None,
                 )
                 logger.info(
                     "%s %s seed %d: test loss %.5g, %s %.4g %s, %d epochs (best %d), %.1f s",

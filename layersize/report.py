@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from layersize.atomic import atomic_path, write_atomic
+from layersize.checking import CheckResult, plot_check
 from layersize.fit import power_law
 from layersize.sizing import LayerEstimate, SizingResult
 
 __all__ = [
     "N2P2_ACTIVATION_CODES",
+    "check_document",
     "format_table",
     "n2p2_lines",
     "plot_layer",
@@ -107,7 +111,32 @@ def plot_layer(layer: LayerEstimate, path: str | os.PathLike, title: str | None 
     return Path(path)
 
 
-def write_report(result: SizingResult, out_dir: str | os.PathLike, extra: dict | None = None) -> list[Path]:
+def check_document(check: CheckResult) -> dict[str, Any]:
+    """Build the ``"check"`` entry of ``sizes.json``: the printed table and every variant's runs.
+
+    NaN scores (a run that diverged) become null, so the file stays valid JSON.
+    """
+    document = check.to_dict()
+    document["table"] = check.format_table().splitlines()
+    return _nan_to_none(document)
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _nan_to_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(item) for item in value]
+    return value
+
+
+def write_report(
+    result: SizingResult,
+    out_dir: str | os.PathLike,
+    extra: dict | None = None,
+    check: CheckResult | None = None,
+) -> list[Path]:
     """Write ``sizes.json``, one ``layer_<k>.png`` per layer and ``input.nn`` into ``out_dir``.
 
     Parameters
@@ -117,11 +146,15 @@ def write_report(result: SizingResult, out_dir: str | os.PathLike, extra: dict |
         Created if missing.
     extra : dict, optional
         Additional entries for ``sizes.json``, such as a data summary.
+    check : CheckResult, optional
+        A training check of the widths (:func:`layersize.checking.check_widths`).
+        It adds the key ``"check"`` to ``sizes.json`` and writes ``check.png``.
 
     Returns
     -------
     list of Path
-        The files written.
+        The files written. ``sizes.json`` comes last, so an error while
+        plotting leaves an earlier ``sizes.json`` in ``out_dir`` unchanged.
     """
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -129,6 +162,9 @@ def write_report(result: SizingResult, out_dir: str | os.PathLike, extra: dict |
     document = result.to_dict()
     if extra:
         document.update(extra)
+    if check is not None:
+        written.append(plot_check(check, folder / "check.png"))
+        document["check"] = check_document(check)
     activation = str(result.settings.get("activation", "tanh"))
     document["potential_configs"] = {
         "n2p2_input_nn": n2p2_lines(result.widths, activation).splitlines(),

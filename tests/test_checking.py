@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -12,15 +13,22 @@ from torch import nn
 
 from layersize.checking import (
     AtomicEnergyModel,
+    CheckResult,
+    RunResult,
+    Variant,
+    VariantResult,
     _EnergyTask,
     check_widths,
     make_variants,
     plot_check,
     split_indices,
+    validate_factors,
+    validate_split,
 )
 from layersize.data import AtomicFeatures
 from layersize.descriptors import SN2_PARAMETERS
 from layersize.images import ImageData
+from layersize.report import check_document
 
 # Small runs on one thread keep the whole file at a few seconds.
 FAST = {"n_seeds": 1, "max_epochs": 2, "threads": 1}
@@ -411,3 +419,50 @@ def test_plot_check_writes_image(tmp_path):
     assert path == tmp_path / "check.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [item.name for item in tmp_path.iterdir()] == ["check.png"]
+
+
+# --- validation of options and data -------------------------------------------------
+
+
+def test_validate_split_divides_by_sum():
+    assert validate_split((8, 1, 1)) == pytest.approx((0.8, 0.1, 0.1))
+
+
+def test_validate_factors_drops_repeats():
+    assert validate_factors([2, 0.5, 2.0, 1]) == (2.0, 0.5, 1.0)
+
+
+@pytest.mark.parametrize("factors", [(), ("half",)])
+def test_validate_factors_empty_or_text_raise(factors):
+    with pytest.raises(ValueError, match="factor"):
+        validate_factors(factors)
+
+
+def test_check_without_energies_raises():
+    atomic = make_atomic(n_structures=10, missing_energies=8)
+    with pytest.raises(ValueError, match="2 structures with an energy"):
+        check_widths(atomic, [4], **FAST)
+
+
+def test_check_runs_on_one_thread_by_default():
+    result = check_widths(make_atomic(), [4], factors=(1,), n_seeds=1, max_epochs=1)
+
+    assert result.settings["threads"] == 1
+
+
+def test_check_document_replaces_nan_with_null():
+    diverged = RunResult(seed=1, test_loss=float("nan"), test_metric=float("nan"), validation_loss=float("nan"),
+                         epochs_run=3, best_epoch=0, stopped_early=True, seconds=0.1)
+    result = CheckResult(
+        task="potential", estimate=(4,),
+        variants=(VariantResult(variant=Variant((4,)), n_parameters=10, runs=(diverged, diverged)),),
+        metric_name="energy RMSE", metric_unit="meV/atom", settings={"max_epochs": 3},
+    )
+
+    document = check_document(result)
+    text = json.dumps(document, allow_nan=False)
+
+    assert document["variants"][0]["test_loss_mean"] is None
+    assert document["variants"][0]["runs"][0]["test_metric"] is None
+    assert document["table"][0].startswith("variant")
+    assert "NaN" not in text

@@ -6,7 +6,21 @@ import logging
 import warnings
 
 import click
+from click.core import ParameterSource
 
+from layersize.checking import (
+    DEFAULT_BATCH_STRUCTURES,
+    DEFAULT_FACTORS,
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_MAX_EPOCHS,
+    DEFAULT_N_SEEDS,
+    DEFAULT_PATIENCE,
+    DEFAULT_SPLIT,
+    ENERGY_REFERENCES,
+    check_widths,
+    validate_factors,
+    validate_split,
+)
 from layersize.cli.common import configure_logging, seed_option, verbosity_options
 from layersize.data import load_atomic_features
 from layersize.fit import DEFAULT_THRESHOLD, FitError
@@ -32,6 +46,43 @@ def parse_widths(context, parameter, value: str | None):
     if min(widths) < 2:
         raise click.BadParameter(f"{value!r} contains a width below 2.")
     return widths
+
+
+def _parse_numbers(value: str, example: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(item) for item in value.replace(" ", "").split(",") if item)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers, such as {example}.") from None
+
+
+def parse_factors(context, parameter, value: str) -> tuple[float, ...]:
+    """Turn "0.5,1,2" into (0.5, 1.0, 2.0), rejecting a factor that is not positive."""
+    factors = _parse_numbers(value, "0.5,1,2")
+    try:
+        return validate_factors(factors)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def parse_split(context, parameter, value: str) -> tuple[float, float, float]:
+    """Turn "0.8,0.1,0.1" into train, validation and test shares."""
+    shares = _parse_numbers(value, "0.8,0.1,0.1")
+    try:
+        validate_split(shares)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    return shares
+
+
+def _format_numbers(values) -> str:
+    return ",".join(f"{value:g}" for value in values)
+
+
+# Options that only apply with --check, by parameter name.
+CHECK_OPTIONS = (
+    "check_factors", "check_seeds", "check_max_epochs", "check_patience", "check_learning_rate",
+    "check_batch_size", "check_split", "check_networks", "check_energy_reference",
+)
 
 
 @click.command(
@@ -76,9 +127,43 @@ def parse_widths(context, parameter, value: str | None):
               help="Report a width outside the swept range instead of stopping with an error.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show progress bars on stderr.")
+@click.option("--check", is_flag=True,
+              help="After estimating, train networks at and around the estimate on a train/"
+                   "validation/test split of the structures, and report their parameter counts "
+                   "and test energy RMSE (meV/atom). Trains on energies only, not forces. Adds "
+                   "the table to sizes.json and writes check.png.")
+@click.option("--check-factors", callback=parse_factors, default=_format_numbers(DEFAULT_FACTORS),
+              show_default=True,
+              help="Comma-separated multiples of a layer's estimate to train, one layer at a time "
+                   "with the other layers at their estimates. The estimate itself is always trained.")
+@click.option("--check-seeds", type=click.IntRange(min=1), default=DEFAULT_N_SEEDS, show_default=True,
+              help="Training runs per variant, each from its own seed; the table shows mean ± "
+                   "standard deviation over them.")
+@click.option("--check-max-epochs", type=click.IntRange(min=1), default=DEFAULT_MAX_EPOCHS,
+              show_default=True, help="Epoch limit per training run.")
+@click.option("--check-patience", type=click.IntRange(min=1), default=DEFAULT_PATIENCE,
+              show_default=True,
+              help="Stop a run after this many epochs without a lower validation loss; the "
+                   "weights of the best validation epoch are tested.")
+@click.option("--check-learning-rate", type=click.FloatRange(min=0, min_open=True),
+              default=DEFAULT_LEARNING_RATE, show_default=True, help="Adam step size.")
+@click.option("--check-batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_STRUCTURES,
+              show_default=True, help="Structures per mini-batch.")
+@click.option("--check-split", callback=parse_split, default=_format_numbers(DEFAULT_SPLIT),
+              show_default=True,
+              help="Train, validation and test shares of the structures, comma-separated.")
+@click.option("--check-networks", type=click.Choice(["pooled", "per-element"]), default=None,
+              help="One atomic network for all atoms, or one per element with the same widths "
+                   "(Behler-Parrinello). [default: per-element with --element, else pooled]")
+@click.option("--check-energy-reference", type=click.Choice(list(ENERGY_REFERENCES)),
+              default="elements", show_default=True,
+              help="Energy subtracted before fitting: per-element reference energies fitted by "
+                   "least squares to the training structures, or only the mean energy per atom.")
 @verbosity_options
 def main(data_path, file_format, layers, widths, repetitions, target_stderr, threshold,
          activation, init, seed, element, out_dir, cache, allow_extrapolation, progress,
+         check, check_factors, check_seeds, check_max_epochs, check_patience, check_learning_rate,
+         check_batch_size, check_split, check_networks, check_energy_reference,
          verbose, quiet):
     """Estimate how wide each hidden layer of an atomic neural-network potential should be.
 
@@ -92,9 +177,23 @@ def main(data_path, file_format, layers, widths, repetitions, target_stderr, thr
     Prints a table of the widths and writes sizes.json, one plot per layer and
     input.nn lines for n2p2/RuNNer into --out.
 
+    With --check, it then trains the estimate and variants with one layer
+    scaled by each of --check-factors, from --check-seeds seeds each, and
+    prints their parameter counts and test energy RMSE. Only energies are
+    trained, not forces.
+
     Example: near-size --data data/sn2.xyz --layers 3 --seed 0
     """
     configure_logging(verbose, quiet)
+    context = click.get_current_context()
+    if not check:
+        explicit_options = [
+            name for name in CHECK_OPTIONS if context.get_parameter_source(name) != ParameterSource.DEFAULT
+        ]
+        if explicit_options:
+            flags = ", ".join("--" + name.replace("_", "-") for name in explicit_options)
+            verb = "applies" if len(explicit_options) == 1 else "apply"
+            raise click.UsageError(f"{flags} {verb} only with --check. Add --check, or leave them out.")
     try:
         atomic = load_atomic_features(
             data_path, element=element, format=file_format,
@@ -122,5 +221,32 @@ def main(data_path, file_format, layers, widths, repetitions, target_stderr, thr
 
     click.echo(format_table(result))
     click.echo("widths: " + " ".join(str(width) for width in result.widths))
-    written = write_report(result, out_dir, extra={"data": summary})
+
+    check_result = None
+    if check:
+        if check_networks is None:
+            check_networks = "per-element" if element else "pooled"
+        click.echo(
+            f"Checking widths {'-'.join(str(width) for width in result.widths)} by training "
+            f"({check_networks} networks, {check_seeds} seed{'s' if check_seeds != 1 else ''} per "
+            f"variant, energies only: forces are not trained)"
+        )
+        try:
+            # A total energy needs every atom, also when the widths were sized for one element.
+            all_atoms = atomic if element is None else load_atomic_features(
+                data_path, format=file_format, cache_dir=True if cache else None, progress=progress,
+            )
+            check_result = check_widths(
+                all_atoms, result.widths, factors=check_factors, n_seeds=check_seeds, seed=seed,
+                split=check_split, activation=activation.lower(), init=init.lower(),
+                learning_rate=check_learning_rate, batch_size=check_batch_size,
+                max_epochs=check_max_epochs, patience=check_patience,
+                networks=check_networks.replace("-", "_"), energy_reference=check_energy_reference,
+                progress=progress,
+            )
+        except ValueError as error:
+            raise click.ClickException(f"The check failed, and no files were written: {error}") from None
+        click.echo(check_result.format_table())
+
+    written = write_report(result, out_dir, extra={"data": summary}, check=check_result)
     click.echo(f"wrote {', '.join(str(path) for path in written)}")
