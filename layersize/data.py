@@ -28,11 +28,14 @@ from layersize.descriptors import (
     eeacsf_many,
     scale_descriptors,
 )
+from layersize.images import IMAGE_FORMATS, ImageData, guess_image_format, load_images
 
 __all__ = [
     "AtomicFeatures",
+    "InputRows",
     "default_cache_dir",
     "load_atomic_features",
+    "load_inputs",
     "read_structures",
 ]
 
@@ -288,3 +291,114 @@ def load_atomic_features(
         source=str(source),
         parameters=parameters,
     )
+
+
+@dataclass(frozen=True)
+class InputRows:
+    """Network input rows read from a structure file or an image file.
+
+    Attributes
+    ----------
+    features : numpy.ndarray of shape (n_rows, n_features)
+        One row per atom (scaled descriptors) or per image (scaled pixels).
+    kind : {"structures", "images"}
+        Which kind of file the rows came from.
+    source : AtomicFeatures or ImageData
+        The full result of the reader, for training checks and reports.
+    """
+
+    features: np.ndarray
+    kind: str
+    source: AtomicFeatures | ImageData
+
+    def summary(self) -> dict:
+        """Return counts for reports, with ``kind`` added."""
+        if isinstance(self.source, AtomicFeatures):
+            return {"kind": self.kind, **self.source.summary()}
+        return {
+            "kind": self.kind,
+            "source": str(self.source.source),
+            "n_images": self.source.n_images,
+            "n_rows": int(self.features.shape[0]),
+            "n_features": int(self.features.shape[1]),
+            "image_shape": list(self.source.shape) if self.source.shape else None,
+            "labelled": self.source.labels is not None,
+        }
+
+    def describe(self) -> str:
+        """Return a one-line description, such as '60 structures, 692 atoms, 153 descriptors per atom'."""
+        summary = self.summary()
+        if self.kind == "images":
+            shape = summary["image_shape"]
+            shape_text = f" ({'×'.join(str(size) for size in shape)})" if shape else ""
+            return f"{summary['n_images']} images, {summary['n_features']} pixels each{shape_text}"
+        element = summary["element"]
+        return (
+            f"{summary['n_structures']} structures, {summary['n_rows']} atoms"
+            f"{' of ' + element if element else ''}, {summary['n_features']} descriptors per atom"
+        )
+
+
+def load_inputs(
+    path: str | os.PathLike,
+    format: str | None = None,
+    *,
+    element: str | None = None,
+    cache_dir: str | os.PathLike | None | bool = True,
+    label_column: str | None = None,
+    image_scale: str = "unit",
+    progress: bool = False,
+) -> InputRows:
+    """Read the input rows of a network from a structure file or an image file.
+
+    An image file (IDX, CSV, ``.npz`` or ``.npy``, read by
+    :func:`layersize.images.load_images`) is recognised by ``format`` or by its
+    name. Every other file is read as structures with ASE and turned into
+    descriptor rows by :func:`load_atomic_features`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Structure or image file.
+    format : str, optional
+        An image format ("idx", "csv", "npz", "npy") or an ASE format name.
+    element : str, optional
+        Structures only: keep the rows of this element.
+    cache_dir : path-like, True, or None/False, default=True
+        Structures only: descriptor cache, as in :func:`load_atomic_features`.
+    label_column : {"first", "last", "none"}, optional
+        CSV images only: the column that contains the labels.
+    image_scale : {"unit", "standardise", "none"}, default="unit"
+        Images only: pixel scaling, as in :func:`layersize.images.load_images`.
+    progress : bool, default=False
+        Show a progress bar while descriptors are computed.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the file cannot be read, or an option does not fit the kind of file.
+    """
+    image_format = format if format in IMAGE_FORMATS else None
+    if format is None:
+        image_format = guess_image_format(path)
+    if image_format is None:
+        if label_column is not None:
+            raise ValueError(
+                f"label_column applies to CSV image files, but {str(path)!r} is read as "
+                f"structures. Leave it out, or name the image format."
+            )
+        atomic = load_atomic_features(
+            path, element=element, format=format, cache_dir=cache_dir, progress=progress
+        )
+        return InputRows(features=atomic.features, kind="structures", source=atomic)
+
+    if element is not None:
+        raise ValueError(
+            f"element={element!r} selects atoms of a structure file, but {str(path)!r} is an "
+            f"image file ({image_format}). Leave the element out."
+        )
+    images = load_images(path, image_format, label_column=label_column, scale=image_scale)
+    features = np.ascontiguousarray(images.features, dtype=np.float32)
+    return InputRows(features=features, kind="images", source=images)

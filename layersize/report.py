@@ -18,7 +18,7 @@ import numpy as np
 from layersize.atomic import atomic_path, write_atomic
 from layersize.checking import CheckResult, plot_check
 from layersize.fit import power_law
-from layersize.sizing import LayerEstimate, SizingResult
+from layersize.sizing import ANCHOR_RELATIVE_SCORE, LayerEstimate, SizingResult
 
 __all__ = [
     "N2P2_ACTIVATION_CODES",
@@ -74,11 +74,15 @@ def n2p2_lines(widths: list[int], activation: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_layer(layer: LayerEstimate, path: str | os.PathLike, title: str | None = None) -> Path:
+def plot_layer(
+    layer: LayerEstimate, path: str | os.PathLike, title: str | None = None, anchor: bool = False
+) -> Path:
     """Plot the relative score of one layer, the fitted power law and the chosen width.
 
     The figure shows score / width with standard-error bars at each swept
     width, the curve α + β·x^γ over the swept range and a vertical line at x*.
+    With ``anchor``, the exact point (1, 2) that the fit contained is drawn
+    too, and the curve starts at width 1.
     """
     from matplotlib.figure import Figure
 
@@ -90,7 +94,10 @@ def plot_layer(layer: LayerEstimate, path: str | os.PathLike, title: str | None 
         x, layer.relative_scores, yerr=layer.relative_stderrs,
         fmt="o", color="black", markersize=4, capsize=3, label="relative score ± s.e.",
     )
-    curve_x = np.geomspace(x.min(), x.max(), 200)
+    if anchor:
+        axes.plot([1.0], [ANCHOR_RELATIVE_SCORE], "o", markerfacecolor="none", color="black",
+                  markersize=6, label="exact point at width 1")
+    curve_x = np.geomspace(1.0 if anchor else x.min(), x.max(), 200)
     axes.plot(
         curve_x, power_law(curve_x, fit.alpha, fit.beta, fit.gamma), color="tab:blue",
         label=f"α + β·x^γ, γ = {fit.gamma:.3f} (R² = {fit.r_squared:.4f})",
@@ -136,6 +143,7 @@ def write_report(
     out_dir: str | os.PathLike,
     extra: dict | None = None,
     check: CheckResult | None = None,
+    potential: bool = True,
 ) -> list[Path]:
     """Write ``sizes.json``, one ``layer_<k>.png`` per layer and ``input.nn`` into ``out_dir``.
 
@@ -149,6 +157,9 @@ def write_report(
     check : CheckResult, optional
         A training check of the widths (:func:`layersize.checking.check_widths`).
         It adds the key ``"check"`` to ``sizes.json`` and writes ``check.png``.
+    potential : bool, default=True
+        Write ``input.nn`` and the potential configurations in ``sizes.json``.
+        Leave it off for networks that are not atomic potentials.
 
     Returns
     -------
@@ -158,19 +169,23 @@ def write_report(
     """
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    written = [plot_layer(layer, folder / f"layer_{layer.layer}.png") for layer in result.layers]
+    anchor = bool(result.settings.get("anchor", False))
+    written = [
+        plot_layer(layer, folder / f"layer_{layer.layer}.png", anchor=anchor) for layer in result.layers
+    ]
     document = result.to_dict()
     if extra:
         document.update(extra)
     if check is not None:
         written.append(plot_check(check, folder / "check.png"))
         document["check"] = check_document(check)
-    activation = str(result.settings.get("activation", "tanh"))
-    document["potential_configs"] = {
-        "n2p2_input_nn": n2p2_lines(result.widths, activation).splitlines(),
-        "lmlp": {"n_neurons_hidden_layers": result.widths, "activation_function_type": activation},
-    }
-    written.append(write_atomic(folder / "input.nn", n2p2_lines(result.widths, activation)))
+    if potential:
+        activation = str(result.settings.get("activation", "tanh"))
+        document["potential_configs"] = {
+            "n2p2_input_nn": n2p2_lines(result.widths, activation).splitlines(),
+            "lmlp": {"n_neurons_hidden_layers": result.widths, "activation_function_type": activation},
+        }
+        written.append(write_atomic(folder / "input.nn", n2p2_lines(result.widths, activation)))
     written.append(write_atomic(folder / "sizes.json", json.dumps(document, indent=2) + "\n"))
     logger.info("Wrote %s", ", ".join(str(path) for path in written))
     return written

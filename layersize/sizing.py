@@ -26,7 +26,11 @@ from layersize.nets import get_activation, get_initialization
 from layersize.rank import Method
 
 __all__ = [
+    "DEFAULT_REPETITIONS",
     "DEFAULT_WIDTHS",
+    "IMAGE_REPETITIONS",
+    "IMAGE_WIDTHS",
+    "default_sweep",
     "LayerEstimate",
     "SizingResult",
     "WidthPoint",
@@ -38,6 +42,22 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_WIDTHS: tuple[int, ...] = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+DEFAULT_REPETITIONS = 400
+
+# Image classifiers need wider layers than atomic networks: an MLP on 28 × 28
+# digits is estimated at 100-200 neurons. Their scores vary less between
+# repetitions, and each repetition costs more, so fewer are drawn.
+IMAGE_WIDTHS: tuple[int, ...] = (10, 20, 40, 80, 160, 320, 640)
+IMAGE_REPETITIONS = 20
+
+
+def default_sweep(kind: str) -> tuple[tuple[int, ...], int]:
+    """Return the default width grid and repetitions for "structures" or "images" input."""
+    if kind == "images":
+        return IMAGE_WIDTHS, IMAGE_REPETITIONS
+    if kind == "structures":
+        return DEFAULT_WIDTHS, DEFAULT_REPETITIONS
+    raise ValueError(f"kind must be 'structures' or 'images', got {kind!r}.")
 """Default sweep for atomic networks: estimates of 30–100 neurons are typical."""
 
 MIN_CHUNK_REPETITIONS = 50

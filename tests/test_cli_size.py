@@ -266,3 +266,72 @@ def test_module_entry_point_runs_near_size():
     assert result.returncode == 0
     assert "Usage: near-size" in result.stdout or "Usage: python -m layersize" in result.stdout
     assert "--threshold" in result.stdout
+
+
+# --- image files ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits_file(tmp_path_factory):
+    """Write 600 blurred random 12 × 12 'digits' as a gzip IDX file."""
+    import gzip
+    import struct
+
+    rng = np.random.default_rng(0)
+    strokes = rng.random((600, 12, 12)) < 0.15
+    images = (strokes | np.roll(strokes, 1, axis=2)).astype(np.uint8) * 255
+    path = tmp_path_factory.mktemp("images") / "digits-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as stream:
+        stream.write(struct.pack(">HBBIII", 0, 8, 3, 600, 12, 12))
+        stream.write(images.tobytes())
+    return path
+
+
+def test_image_file_is_sized_without_potential_config(digits_file, tmp_path):
+    result = run(["--data", digits_file, "--layers", 1, "--widths", "10,20,40,80,160",
+                  "--repetitions", 5, "--allow-extrapolation", "--no-progress",
+                  "--seed", 0, "--out", tmp_path])
+    report = json.loads((tmp_path / "sizes.json").read_text())
+
+    assert result.exit_code == 0, result.output
+    assert "600 images, 144 pixels each (12×12)" in result.output
+    assert report["data"]["kind"] == "images"
+    assert report["settings"]["n_features"] == 144
+    assert "potential_configs" not in report
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["layer_1.png", "sizes.json"]
+
+
+def test_image_defaults_fit_the_number_of_images(digits_file, tmp_path):
+    result = run(["--data", digits_file, "--layers", 1, "--repetitions", 3, "--no-progress",
+                  "--allow-extrapolation", "--out", tmp_path])
+    report = json.loads((tmp_path / "sizes.json").read_text())
+
+    assert result.exit_code == 0, result.output
+    assert report["settings"]["widths"] == [10, 20, 40, 80, 160, 320]
+
+
+def test_element_with_image_file(digits_file, tmp_path):
+    result = run(["--data", digits_file, "--element", "C", "--out", tmp_path / "out", *FAST])
+
+    assert_failed_cleanly(result, tmp_path / "out", "image file", "Leave the element out")
+
+
+def test_label_column_with_structure_file(slice_file, tmp_path):
+    result = run(["--data", slice_file, "--label-column", "first", "--out", tmp_path / "out", *FAST])
+
+    assert_failed_cleanly(result, tmp_path / "out", "label_column applies to CSV image files")
+
+
+def test_no_anchor_fits_swept_points_only(slice_file, tmp_path):
+    from layersize.fit import fit_power_law
+
+    result = run(["--data", slice_file, "--layers", 1, "--no-anchor", "--seed", 0,
+                  "--out", tmp_path, *FAST])
+    report = json.loads((tmp_path / "sizes.json").read_text())
+    layer = report["layers"][0]
+    refit = fit_power_law([point["width"] for point in layer["sweep"]],
+                          [point["relative_score"] for point in layer["sweep"]], threshold=0.01)
+
+    assert result.exit_code == 0, result.output
+    assert report["settings"]["anchor"] is False
+    assert layer["fit"]["width"] == pytest.approx(refit.width, rel=1e-9)

@@ -1,4 +1,4 @@
-"""``near-size``: estimate the hidden-layer widths of an atomic network from a structure file."""
+"""``near-size``: estimate the hidden-layer widths of an MLP from a structure or image file."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 from click.core import ParameterSource
 
 from layersize.checking import (
+    DEFAULT_BATCH_SAMPLES,
     DEFAULT_BATCH_STRUCTURES,
     DEFAULT_FACTORS,
     DEFAULT_LEARNING_RATE,
@@ -22,19 +23,20 @@ from layersize.checking import (
     validate_split,
 )
 from layersize.cli.common import configure_logging, seed_option, verbosity_options
-from layersize.data import load_atomic_features
+from layersize.data import load_atomic_features, load_inputs
 from layersize.fit import DEFAULT_THRESHOLD, FitError
 from layersize.nets import ACTIVATIONS, INITIALIZATIONS
 from layersize.report import format_table, write_report
-from layersize.sizing import DEFAULT_WIDTHS, estimate_layer_sizes
+from layersize.images import IMAGE_FORMATS
+from layersize.sizing import DEFAULT_REPETITIONS, DEFAULT_WIDTHS, IMAGE_REPETITIONS, IMAGE_WIDTHS, default_sweep, estimate_layer_sizes
 
 logger = logging.getLogger(__name__)
 
 
 def parse_widths(context, parameter, value: str | None):
-    """Turn "4,8,16" into (4, 8, 16); None keeps the default grid."""
+    """Turn "4,8,16" into (4, 8, 16); None keeps the default grid of the input kind."""
     if value is None:
-        return DEFAULT_WIDTHS
+        return None
     try:
         widths = tuple(int(item) for item in value.replace(" ", "").split(",") if item)
     except ValueError:
@@ -90,17 +92,23 @@ CHECK_OPTIONS = (
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
-              help="Structure file: extended XYZ or any format ASE reads. Positions in Å.")
+              help="Structure file (extended XYZ or any format ASE reads; positions in Å) or "
+                   "image file (IDX, .csv/.csv.gz, .npz, .npy; pixels scaled to [0, 1]).")
 @click.option("--format", "file_format", default=None,
-              help="ASE format name, when it cannot be told from the file name.")
+              help=f"Image format ({', '.join(IMAGE_FORMATS)}) or ASE format name, when it "
+                   "cannot be told from the file name.")
+@click.option("--label-column", type=click.Choice(["first", "last", "none"]), default=None,
+              help="CSV images only: the column with the labels. Default: inferred.")
 @click.option("--layers", type=click.IntRange(min=1), default=3, show_default=True,
               help="Number of hidden layers to size, one after the other.")
 @click.option("--widths", callback=parse_widths, default=None,
               help="Comma-separated widths (neurons) to sweep for each layer. "
-                   f"[default: {','.join(map(str, DEFAULT_WIDTHS))}]")
-@click.option("--repetitions", type=click.IntRange(min=2), default=400, show_default=True,
+                   f"[default: {','.join(map(str, DEFAULT_WIDTHS))} for structures, "
+                   f"{','.join(map(str, IMAGE_WIDTHS))} for images]")
+@click.option("--repetitions", type=click.IntRange(min=2), default=None,
               help="Repetitions per width, each with fresh weights and sample rows; the "
-                   "maximum when --target-stderr is set.")
+                   "maximum when --target-stderr is set. "
+                   f"[default: {DEFAULT_REPETITIONS} for structures, {IMAGE_REPETITIONS} for images]")
 @click.option("--target-stderr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop adding repetitions at a width once the standard error of "
                    "score/width falls to this value (checked every 50 repetitions).")
@@ -123,6 +131,9 @@ CHECK_OPTIONS = (
 @click.option("--cache/--no-cache", default=True, show_default=True,
               help="Keep descriptors on disk ($LAYERSIZE_CACHE_DIR or ~/.cache/layersize), "
                    "keyed by the file's content and the descriptor parameters.")
+@click.option("--anchor/--no-anchor", default=True, show_default=True,
+              help="Add the exact point (1, 2) to the fit: at width 1 both matrices are 1×1 "
+                   "and have effective rank 1.")
 @click.option("--allow-extrapolation", is_flag=True,
               help="Report a width outside the swept range instead of stopping with an error.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
@@ -147,8 +158,9 @@ CHECK_OPTIONS = (
                    "weights of the best validation epoch are tested.")
 @click.option("--check-learning-rate", type=click.FloatRange(min=0, min_open=True),
               default=DEFAULT_LEARNING_RATE, show_default=True, help="Adam step size.")
-@click.option("--check-batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_STRUCTURES,
-              show_default=True, help="Structures per mini-batch.")
+@click.option("--check-batch-size", type=click.IntRange(min=1), default=None,
+              help="Structures (or images) per mini-batch. "
+                   f"[default: {DEFAULT_BATCH_STRUCTURES} structures, {DEFAULT_BATCH_SAMPLES} images]")
 @click.option("--check-split", callback=parse_split, default=_format_numbers(DEFAULT_SPLIT),
               show_default=True,
               help="Train, validation and test shares of the structures, comma-separated.")
@@ -160,15 +172,16 @@ CHECK_OPTIONS = (
               help="Energy subtracted before fitting: per-element reference energies fitted by "
                    "least squares to the training structures, or only the mean energy per atom.")
 @verbosity_options
-def main(data_path, file_format, layers, widths, repetitions, target_stderr, threshold,
-         activation, init, seed, element, out_dir, cache, allow_extrapolation, progress,
+def main(data_path, file_format, label_column, layers, widths, repetitions, target_stderr, threshold,
+         activation, init, seed, element, out_dir, cache, anchor, allow_extrapolation, progress,
          check, check_factors, check_seeds, check_max_epochs, check_patience, check_learning_rate,
          check_batch_size, check_split, check_networks, check_energy_reference,
          verbose, quiet):
-    """Estimate how wide each hidden layer of an atomic neural-network potential should be.
+    """Estimate how wide each hidden layer of an MLP should be, before training.
 
-    Reads the structures of --data, computes the 153 eeACSF descriptors of the
-    S_N2 lMLP model for every atom (square-rooted and standardised), then sizes
+    For a potential, reads the structures of --data and computes the 153 eeACSF
+    descriptors of the S_N2 lMLP model for every atom (square-rooted and
+    standardised). For an image file, each image is one row of pixels. Then sizes
     the hidden layers greedily with the NEAR score: for each candidate width n,
     the effective ranks of the n×n pre- and post-activation matrices, averaged
     over repetitions; a power law α + β·x^γ fitted to score/width; and the width
@@ -179,8 +192,9 @@ def main(data_path, file_format, layers, widths, repetitions, target_stderr, thr
 
     With --check, it then trains the estimate and variants with one layer
     scaled by each of --check-factors, from --check-seeds seeds each, and
-    prints their parameter counts and test energy RMSE. Only energies are
-    trained, not forces.
+    prints their parameter counts and test energy RMSE (potentials; only
+    energies are trained, not forces) or test cross-entropy and accuracy
+    (labelled images).
 
     Example: near-size --data data/sn2.xyz --layers 3 --seed 0
     """
@@ -195,22 +209,24 @@ def main(data_path, file_format, layers, widths, repetitions, target_stderr, thr
             verb = "applies" if len(explicit_options) == 1 else "apply"
             raise click.UsageError(f"{flags} {verb} only with --check. Add --check, or leave them out.")
     try:
-        atomic = load_atomic_features(
-            data_path, element=element, format=file_format,
-            cache_dir=True if cache else None, progress=progress,
+        inputs = load_inputs(
+            data_path, file_format, element=element, cache_dir=True if cache else None,
+            label_column=label_column, progress=progress,
         )
-        summary = atomic.summary()
-        click.echo(
-            f"{summary['n_structures']} structures, {summary['n_rows']} atoms"
-            f"{' of ' + element if element else ''}, {summary['n_features']} descriptors per atom"
-        )
+        summary = inputs.summary()
+        default_widths, default_repetitions = default_sweep(inputs.kind)
+        if widths is None:
+            widths = tuple(width for width in default_widths if width <= inputs.features.shape[0])
+        if repetitions is None:
+            repetitions = default_repetitions
+        click.echo(inputs.describe())
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = estimate_layer_sizes(
-                atomic.features, n_layers=layers, widths=widths, repetitions=repetitions,
+                inputs.features, n_layers=layers, widths=widths, repetitions=repetitions,
                 activation=activation.lower(), init=init.lower(), threshold=threshold, seed=seed,
                 target_stderr=target_stderr, allow_extrapolation=allow_extrapolation,
-                progress=progress,
+                progress=progress, anchor=anchor,
             )
     except FileNotFoundError as error:
         raise click.BadParameter(str(error), param_hint="--data") from None
@@ -224,29 +240,39 @@ def main(data_path, file_format, layers, widths, repetitions, target_stderr, thr
 
     check_result = None
     if check:
-        if check_networks is None:
-            check_networks = "per-element" if element else "pooled"
-        click.echo(
-            f"Checking widths {'-'.join(str(width) for width in result.widths)} by training "
-            f"({check_networks} networks, {check_seeds} seed{'s' if check_seeds != 1 else ''} per "
-            f"variant, energies only: forces are not trained)"
-        )
-        try:
-            # A total energy needs every atom, also when the widths were sized for one element.
-            all_atoms = atomic if element is None else load_atomic_features(
-                data_path, format=file_format, cache_dir=True if cache else None, progress=progress,
+        if inputs.kind == "images":
+            check_data = inputs.source
+            click.echo(
+                f"Checking widths {'-'.join(str(width) for width in result.widths)} by training "
+                f"classifiers ({check_seeds} seed{'s' if check_seeds != 1 else ''} per variant)"
             )
+        else:
+            if check_networks is None:
+                check_networks = "per-element" if element else "pooled"
+            click.echo(
+                f"Checking widths {'-'.join(str(width) for width in result.widths)} by training "
+                f"({check_networks} networks, {check_seeds} seed{'s' if check_seeds != 1 else ''} "
+                f"per variant, energies only: forces are not trained)"
+            )
+        try:
+            if inputs.kind == "structures":
+                # A total energy needs every atom, also when the widths were sized for one element.
+                check_data = inputs.source if element is None else load_atomic_features(
+                    data_path, format=file_format, cache_dir=True if cache else None,
+                    progress=progress,
+                )
             check_result = check_widths(
-                all_atoms, result.widths, factors=check_factors, n_seeds=check_seeds, seed=seed,
+                check_data, result.widths, factors=check_factors, n_seeds=check_seeds, seed=seed,
                 split=check_split, activation=activation.lower(), init=init.lower(),
                 learning_rate=check_learning_rate, batch_size=check_batch_size,
                 max_epochs=check_max_epochs, patience=check_patience,
-                networks=check_networks.replace("-", "_"), energy_reference=check_energy_reference,
-                progress=progress,
+                networks=(check_networks or "pooled").replace("-", "_"),
+                energy_reference=check_energy_reference, progress=progress,
             )
         except ValueError as error:
             raise click.ClickException(f"The check failed, and no files were written: {error}") from None
         click.echo(check_result.format_table())
 
-    written = write_report(result, out_dir, extra={"data": summary}, check=check_result)
+    written = write_report(result, out_dir, extra={"data": summary}, check=check_result,
+                           potential=inputs.kind == "structures")
     click.echo(f"wrote {', '.join(str(path) for path in written)}")
