@@ -326,7 +326,7 @@ def _check_options(format, label_column, transpose, scale, limit) -> None:
 
 def _check_is_file(path: Path, what: str) -> None:
     if not path.exists():
-        raise FileNotFoundError(f"{what} not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {path}. Check the path and the file name.")
     if not path.is_file():
         raise ValueError(f"{what} {path} is not a regular file. Pass the path of a file.")
 

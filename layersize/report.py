@@ -187,5 +187,22 @@ def write_report(
         }
         written.append(write_atomic(folder / "input.nn", n2p2_lines(result.widths, activation)))
     written.append(write_atomic(folder / "sizes.json", json.dumps(document, indent=2) + "\n"))
+    _remove_stale_outputs(folder, written)
     logger.info("Wrote %s", ", ".join(str(path) for path in written))
     return written
+
+
+def _remove_stale_outputs(folder: Path, written: list[Path]) -> None:
+    """Delete report files of an earlier run in ``folder`` that this run did not write.
+
+    A 2-layer run into the folder of a 3-layer run would otherwise leave
+    layer_3.png, and an image run would leave an earlier input.nn beside a
+    sizes.json that does not match it. Only the report's own file names are
+    touched.
+    """
+    kept = {Path(path).name for path in written}
+    candidates = [*folder.glob("layer_*.png"), folder / "input.nn", folder / "check.png"]
+    for path in candidates:
+        if path.name not in kept and path.is_file():
+            path.unlink()
+            logger.info("Removed %s of an earlier run", path)

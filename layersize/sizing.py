@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from layersize.fit import DEFAULT_THRESHOLD, FitError, PowerLawFit, fit_power_law
+from layersize.fit import DEFAULT_THRESHOLD, FitError, PoorFitWarning, PowerLawFit, fit_power_law
 from layersize.layer_score import LayerScore, layer_score, seed_for
 from layersize.nets import get_activation, get_initialization
 from layersize.rank import Method
@@ -348,6 +349,8 @@ def estimate_layer_size(
         fit = fit_power_law(x, y, threshold=threshold)
     except FitError as error:
         raise FitError(f"Layer {layer}: {error}") from error
+    if anchor:
+        _warn_if_anchor_decides(layer, fit, x[1:], y[1:], threshold)
     if not allow_extrapolation and not (grid[0] <= fit.width <= grid[-1]):
         side = "above the widest" if fit.width > grid[-1] else "below the narrowest"
         hint = (
@@ -366,6 +369,30 @@ def estimate_layer_size(
         points=tuple(points),
         fit=fit,
         width=int(math.ceil(fit.width - 1e-9)),
+    )
+
+
+def _warn_if_anchor_decides(layer: int, fit: PowerLawFit, x: np.ndarray, y: np.ndarray, threshold: float) -> None:
+    """Warn when the width would change by more than a factor of 2 without the width-1 point.
+
+    The swept points alone should then carry the estimate. If they do not, the
+    power law describes them poorly and the width rests on the exact point.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            plain = fit_power_law(x, y, threshold=threshold).width
+        except (FitError, ValueError):
+            plain = math.nan
+    if math.isfinite(plain) and 0.5 <= plain / fit.width <= 2.0:
+        return
+    without = f"{plain:.1f}" if math.isfinite(plain) else "no width"
+    warnings.warn(
+        f"Layer {layer}: the width {fit.width:.1f} rests mainly on the exact point at width 1; "
+        f"the swept points alone give {without}. The power law describes this sweep poorly, "
+        f"so look at the plot and treat the width as rough, or sweep a denser grid.",
+        PoorFitWarning,
+        stacklevel=3,
     )
 
 

@@ -94,6 +94,17 @@ def test_cli_input_shape_for_cnn(workspace):
     assert "weights" in result.output
 
 
+def test_cli_flat_rows_into_cnn_suggest_input_shape(workspace):
+    folder, module = workspace
+    np.save(folder / "flat.npy", np.random.default_rng(1).normal(size=(12, 16)).astype(np.float32))
+
+    result = _run("--model", f"{module}:cnn", "--data", "flat.npy", "--repetitions", "2")
+
+    assert result.exit_code == 1
+    assert "--input-shape" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_cli_input_shape_mismatch(workspace):
     _, module = workspace
     result = _run("--model", f"{module}:mlp", "--data", "inputs.npy", "--input-shape", "1,4,4")

@@ -335,3 +335,15 @@ def test_no_anchor_fits_swept_points_only(slice_file, tmp_path):
     assert result.exit_code == 0, result.output
     assert report["settings"]["anchor"] is False
     assert layer["fit"]["width"] == pytest.approx(refit.width, rel=1e-9)
+
+
+def test_rerun_into_same_folder_removes_stale_files(slice_file, tmp_path):
+    first = run(["--data", slice_file, "--layers", 2, "--seed", 0, "--out", tmp_path, *FAST])
+    (tmp_path / "notes.txt").write_text("kept")
+    second = run(["--data", slice_file, "--layers", 1, "--seed", 0, "--out", tmp_path, *FAST])
+
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "input.nn", "layer_1.png", "notes.txt", "sizes.json",
+    ]

@@ -1,10 +1,17 @@
 """Width sweep and greedy multi-layer estimate on small synthetic data."""
 
+import warnings
+
 import numpy as np
 import pytest
 
-from layersize.fit import FitError
-from layersize.sizing import estimate_layer_size, estimate_layer_sizes, validate_widths
+from layersize.fit import FitError, PoorFitWarning, fit_power_law
+from layersize.sizing import (
+    _warn_if_anchor_decides,
+    estimate_layer_size,
+    estimate_layer_sizes,
+    validate_widths,
+)
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +111,24 @@ def test_width_one_relative_score_is_two(rows):
     score = layer_score(rows, (), 1, repetitions=10, seed=0)
 
     np.testing.assert_allclose(score.totals, 2.0)
+
+
+def test_warns_when_width_rests_on_anchor():
+    # Relative scores that fall linearly in log(width) follow no power law, and
+    # the swept points alone put the width far from that of the anchored fit.
+    x = np.array([10.0, 20, 40, 80, 160, 320, 640])
+    y = 1.5 - 0.15 * np.log(x)
+    anchored = fit_power_law([1.0, *x], [2.0, *y], threshold=0.01)
+
+    with pytest.warns(PoorFitWarning, match="rests mainly on the exact point"):
+        _warn_if_anchor_decides(1, anchored, x, y, 0.01)
+
+
+def test_no_anchor_warning_for_exact_power_law():
+    x = np.array([4.0, 8, 16, 32, 64, 128])
+    y = 0.2 + 1.8 * x**-0.3
+    anchored = fit_power_law([1.0, *x], [2.0, *y], threshold=0.005)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_if_anchor_decides(1, anchored, x, y, 0.005)

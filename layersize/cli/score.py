@@ -253,9 +253,15 @@ def main(
         )
     except (ValueError, RuntimeError) as error:
         logger.debug("Scoring failed.", exc_info=True)
+        hint = ""
+        if shape is None and inputs.ndim == 2:
+            hint = (
+                " The samples are flat rows; if the model expects images, give their shape "
+                "with --input-shape, such as --input-shape 1,28,28."
+            )
         raise click.ClickException(
             f"Scoring {model_spec} on {data_path} (inputs of shape {tuple(inputs.shape)}) "
-            f"failed: {error}"
+            f"failed: {error}{hint}"
         ) from error
 
     click.echo(result.format_table())
