@@ -7,12 +7,15 @@ at that path untouched.
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_path", "write_atomic"]
+__all__ = ["atomic_path", "json_safe", "write_atomic", "write_json"]
 
 
 def _current_umask() -> int:
@@ -56,3 +59,23 @@ def write_atomic(path: str | os.PathLike, content: str | bytes) -> Path:
         else:
             temporary.write_text(content, encoding="utf-8")
     return Path(path)
+
+
+def json_safe(value: Any) -> Any:
+    """Return ``value`` with every NaN or infinite float replaced by None.
+
+    Python's json module writes such floats as ``NaN`` and ``Infinity``, which
+    are not JSON and which other readers reject.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def write_json(path: str | os.PathLike, document: Any) -> Path:
+    """Write ``document`` as indented JSON atomically, NaN and inf written as null."""
+    return write_atomic(path, json.dumps(json_safe(document), indent=2, allow_nan=False) + "\n")

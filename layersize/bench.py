@@ -34,7 +34,6 @@ import contextlib
 import csv
 import functools
 import io
-import json
 import logging
 import math
 import os
@@ -48,7 +47,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from layersize.atomic import atomic_path, write_atomic
+from layersize.atomic import atomic_path, write_json
 from layersize.nas import N_ARCHITECTURES, all_architectures, arch_index, build_network, count_parameters, parse_arch
 
 __all__ = [
@@ -1080,17 +1079,7 @@ def plot_scores(
 
 def write_summary(path: str | os.PathLike, summary: dict[str, Any]) -> Path:
     """Write a JSON summary atomically (NaN written as null)."""
-    return write_atomic(path, json.dumps(_nan_to_none(summary), indent=2) + "\n")
-
-
-def _nan_to_none(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _nan_to_none(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_nan_to_none(item) for item in value]
-    return value
+    return write_json(path, summary)
 
 
 # --- The whole benchmark -------------------------------------------------------

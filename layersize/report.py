@@ -6,16 +6,14 @@ interrupted run leaves no partial output.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from layersize.atomic import atomic_path, write_atomic
+from layersize.atomic import atomic_path, json_safe, write_atomic, write_json
 from layersize.checking import CheckResult, plot_check
 from layersize.fit import power_law
 from layersize.sizing import ANCHOR_RELATIVE_SCORE, LayerEstimate, SizingResult
@@ -125,17 +123,7 @@ def check_document(check: CheckResult) -> dict[str, Any]:
     """
     document = check.to_dict()
     document["table"] = check.format_table().splitlines()
-    return _nan_to_none(document)
-
-
-def _nan_to_none(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _nan_to_none(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_nan_to_none(item) for item in value]
-    return value
+    return json_safe(document)
 
 
 def write_report(
@@ -186,7 +174,7 @@ def write_report(
             "lmlp": {"n_neurons_hidden_layers": result.widths, "activation_function_type": activation},
         }
         written.append(write_atomic(folder / "input.nn", n2p2_lines(result.widths, activation)))
-    written.append(write_atomic(folder / "sizes.json", json.dumps(document, indent=2) + "\n"))
+    written.append(write_json(folder / "sizes.json", document))
     _remove_stale_outputs(folder, written)
     logger.info("Wrote %s", ", ".join(str(path) for path in written))
     return written

@@ -39,3 +39,15 @@ def test_temporary_keeps_suffix(tmp_path):
         temporary.write_bytes(b"png")
 
     assert (tmp_path / "plot.png").read_bytes() == b"png"
+
+
+def test_write_json_turns_nan_and_inf_into_null(tmp_path):
+    import json
+    import math
+
+    from layersize.atomic import write_json
+
+    path = write_json(tmp_path / "sizes.json", {"a": math.nan, "b": [1.5, math.inf], "c": (2, -math.inf)})
+
+    assert json.loads(path.read_text()) == {"a": None, "b": [1.5, None], "c": [2, None]}
+    assert "NaN" not in path.read_text()
