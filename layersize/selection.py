@@ -10,13 +10,14 @@ has no unit.
 Tie rule
 --------
 Each score has a 95% confidence interval ``mean ± 1.96 · stderr``. After sorting
-by mean, from highest to lowest, a pair is tied with the pair directly above it
-when their intervals overlap (the lower end of the upper interval is at most the
-upper end of the lower one). A tie group is a run of consecutive pairs joined in
-this way. Because the rule joins neighbours, the first and last pair of a long
-group can have disjoint intervals. A group therefore means only that the order
-inside it is not resolved. Every pair of a group gets the rank of its first member, marked with
-``=`` as in sports tables, so the ranks of five pairs can read 1, 2=, 2=, 4, 5.
+by mean, from highest to lowest, a pair joins the tie group of the pair directly
+above it when its interval overlaps the interval of every pair already in that
+group (its upper end is at least the highest lower end in the group). Otherwise
+it starts a new group. Within a group every two intervals overlap, so the group
+contains exactly pairs whose order the scores do not resolve, and pairs whose
+intervals are disjoint never share a rank. Every pair of a group gets the rank
+of its first member, marked with ``=`` as in sports tables, so the ranks of five
+pairs can read 1, 2=, 2=, 4, 5.
 """
 
 from __future__ import annotations
@@ -65,9 +66,9 @@ Z_95 = 1.96
 DEFAULT_REPETITIONS = 8
 
 TIE_RULE = (
-    "Pairs are sorted by mean score. A pair is tied with the pair directly above it when "
-    "their 95% intervals (mean ± 1.96 stderr) overlap; a tie group is a run of pairs joined "
-    "this way and shares the rank of its first pair, marked with '='."
+    "Pairs are sorted by mean score. A pair joins the tie group above it when its 95% "
+    "interval (mean ± 1.96 stderr) overlaps the interval of every pair in that group. "
+    "A group shares the rank of its first pair, marked with '='."
 )
 
 
@@ -210,7 +211,7 @@ class SelectionResult:
                 f"{pair.mean:>9.2f}  {pair.stderr:>7.2f}  {interval:>19}"
             )
         lines.append(
-            "A rank with '=' marks a tie group: its 95% intervals overlap those of a neighbour, "
+            "A rank with '=' marks a tie group: all its 95% intervals overlap each other, "
             "so the order inside the group is not resolved."
         )
         return "\n".join(lines)
@@ -235,9 +236,10 @@ def assign_tie_ranks(means: Sequence[float], stderrs: Sequence[float], z: float 
     -------
     list of (int, int)
         ``(rank, tie_group)`` of each score, both 1-based. Score ``i`` joins the
-        tie group of score ``i - 1`` when ``means[i-1] - z·stderrs[i-1] <=
-        means[i] + z·stderrs[i]``. Every score of a group gets the position of
-        the group's first score as its rank.
+        tie group of score ``i - 1`` when ``means[i] + z·stderrs[i]`` is at least
+        ``means[j] - z·stderrs[j]`` for every score ``j`` of that group, so that
+        all intervals of a group overlap. Every score of a group gets the
+        position of the group's first score as its rank.
 
     Raises
     ------
@@ -258,15 +260,17 @@ def assign_tie_ranks(means: Sequence[float], stderrs: Sequence[float], z: float 
             )
 
     ranks: list[tuple[int, int]] = []
+    highest_lower_end = -math.inf  # of the current group
     for index in range(len(means)):
-        if index > 0:
-            low_above = means[index - 1] - z * stderrs[index - 1]
-            high_here = means[index] + z * stderrs[index]
-            if low_above <= high_here:
-                ranks.append(ranks[-1])
-                continue
+        lower_end = means[index] - z * stderrs[index]
+        upper_end = means[index] + z * stderrs[index]
+        if index > 0 and upper_end >= highest_lower_end:
+            ranks.append(ranks[-1])
+            highest_lower_end = max(highest_lower_end, lower_end)
+            continue
         group = ranks[-1][1] + 1 if ranks else 1
         ranks.append((index + 1, group))
+        highest_lower_end = lower_end
     return ranks
 
 

@@ -54,11 +54,26 @@ def test_ties_rank_skips_after_group():
     assert [group for _, group in ranks] == [1, 2, 2, 3, 4]
 
 
-def test_ties_chain_through_neighbours():
-    # 10 overlaps 9, 9 overlaps 8, but the intervals of 10 and 8 are disjoint.
+def test_ties_do_not_chain_through_neighbours():
+    # 10 overlaps 9, 9 overlaps 8, but the intervals of 10 and 8 are disjoint,
+    # so 8 starts a new group.
     stderr = 0.6 / Z_95
     ranks = assign_tie_ranks([10.0, 9.0, 8.0], [stderr] * 3)
-    assert ranks == [(1, 1), (1, 1), (1, 1)]
+    assert ranks == [(1, 1), (1, 1), (3, 2)]
+
+
+def test_every_interval_in_a_group_overlaps():
+    rng = np.random.default_rng(0)
+    means = np.sort(rng.uniform(0, 10, 40))[::-1].tolist()
+    stderrs = rng.uniform(0.05, 1.0, 40).tolist()
+
+    ranks = assign_tie_ranks(means, stderrs)
+
+    for first in range(40):
+        for second in range(first + 1, 40):
+            if ranks[first][1] == ranks[second][1]:
+                assert means[second] + Z_95 * stderrs[second] >= means[first] - Z_95 * stderrs[first]
+                assert means[first] + Z_95 * stderrs[first] >= means[second] - Z_95 * stderrs[second]
 
 
 def test_ties_touching_intervals_count_as_overlap():
@@ -109,10 +124,13 @@ def test_ranking_sorted_and_ranks_follow_tie_rule(images):
     means = [pair.mean for pair in result.pairs]
     assert means == sorted(means, reverse=True)
     assert result.pairs[0].rank == 1
-    for above, below in zip(result.pairs, result.pairs[1:]):
-        overlap = above.ci_low <= below.ci_high
-        assert (below.tie_group == above.tie_group) == overlap
-        assert (below.rank == above.rank) == overlap
+    for index in range(1, len(result.pairs)):
+        below = result.pairs[index]
+        above = result.pairs[index - 1]
+        group_above = [pair for pair in result.pairs[:index] if pair.tie_group == above.tie_group]
+        overlaps_group = all(pair.ci_low <= below.ci_high for pair in group_above)
+        assert (below.tie_group == above.tie_group) == overlaps_group
+        assert (below.rank == above.rank) == overlaps_group
     for position, pair in enumerate(result.pairs, start=1):
         group_members = [other for other in result.pairs if other.tie_group == pair.tie_group]
         assert pair.tied == (len(group_members) > 1)

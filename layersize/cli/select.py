@@ -127,9 +127,9 @@ def main(
     unit, and a higher score means a more expressive network at initialisation.
 
     Prints the pairs from highest to lowest score with standard errors, and
-    writes selection.json and a bar chart selection.png to --out. Pairs whose
-    95% intervals (score ± 1.96 stderr) overlap a neighbour's share a rank
-    marked with '='.
+    writes selection.json and a bar chart selection.png to --out. A run of
+    pairs whose 95% intervals (score ± 1.96 stderr) all overlap each other
+    share a rank, marked with '='.
     """
     configure_logging(verbose, quiet)
     try:
