@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
+CACHE_KEYS = ("features", "numbers", "structure_index", "energies", "atoms_per_structure")
 
 
 def default_cache_dir() -> Path:
@@ -254,9 +256,9 @@ def load_atomic_features(
     if cached is not None and cached.is_file():
         try:
             with np.load(cached) as archive:
-                raw = {key: archive[key] for key in archive.files}
+                raw = {key: archive[key] for key in CACHE_KEYS}
             logger.info("Read descriptors of %s from the cache %s", source, cached)
-        except (OSError, ValueError, KeyError) as error:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
             logger.warning("Ignoring unreadable descriptor cache %s: %s", cached, error)
             raw = None
     if raw is None:

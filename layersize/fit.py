@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.005
 MIN_R_SQUARED = 0.9
+# Widths beyond this are not a layer anyone builds; x* above it means the fit
+# found no levelling off.
+MAX_WIDTH = 1e9
 
 
 class FitError(RuntimeError):
@@ -61,7 +64,13 @@ def threshold_width(gamma: float, threshold: float = DEFAULT_THRESHOLD) -> float
         raise ValueError(f"threshold must lie in (0, 1), got {threshold}.")
     if not gamma < 1.0:
         raise ValueError(f"The slope ratio x^(γ−1) only falls for γ < 1, got γ = {gamma}.")
-    return float(threshold ** (1.0 / (gamma - 1.0)))
+    log_width = math.log(threshold) / (gamma - 1.0)
+    if log_width > math.log(MAX_WIDTH):
+        raise ValueError(
+            f"γ = {gamma} is so close to 1 that x* = t^(1/(γ−1)) is about 10^{log_width / math.log(10):.0f} "
+            f"neurons, more than {MAX_WIDTH:.0e}: the relative score barely levels off."
+        )
+    return float(math.exp(log_width))
 
 
 @dataclass(frozen=True)
@@ -190,7 +199,10 @@ def fit_power_law(
             f"not level off between widths {x.min():g} and {x.max():g} and no width can be "
             f"read off. Sweep wider layers."
         )
-    width = threshold_width(gamma, threshold)
+    try:
+        width = threshold_width(gamma, threshold)
+    except ValueError as error:
+        raise FitError(f"{error} Sweep wider layers, or use more repetitions.") from error
     # Delta method: dx*/dγ = −x* ln(t) / (γ − 1)².
     width_stderr = abs(width * math.log(threshold) / (gamma - 1.0) ** 2) * gamma_stderr
     if r_squared < MIN_R_SQUARED:

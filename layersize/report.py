@@ -16,7 +16,7 @@ import numpy as np
 from layersize.atomic import atomic_path, json_safe, write_atomic, write_json
 from layersize.checking import CheckResult, plot_check
 from layersize.fit import power_law
-from layersize.sizing import ANCHOR_RELATIVE_SCORE, LayerEstimate, SizingResult
+from layersize.sizing import LayerEstimate, SizingResult
 
 __all__ = [
     "N2P2_ACTIVATION_CODES",
@@ -72,15 +72,13 @@ def n2p2_lines(widths: list[int], activation: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_layer(
-    layer: LayerEstimate, path: str | os.PathLike, title: str | None = None, anchor: bool = False
-) -> Path:
+def plot_layer(layer: LayerEstimate, path: str | os.PathLike, title: str | None = None) -> Path:
     """Plot the relative score of one layer, the fitted power law and the chosen width.
 
     The figure shows score / width with standard-error bars at each swept
     width, the curve α + β·x^γ over the swept range and a vertical line at x*.
-    With ``anchor``, the exact point (1, 2) that the fit contained is drawn
-    too, and the curve starts at width 1.
+    When the fit contained the point at width 1 (``layer.anchor``), that
+    point is drawn too, and the curve starts at width 1.
     """
     from matplotlib.figure import Figure
 
@@ -92,10 +90,11 @@ def plot_layer(
         x, layer.relative_scores, yerr=layer.relative_stderrs,
         fmt="o", color="black", markersize=4, capsize=3, label="relative score ± s.e.",
     )
-    if anchor:
-        axes.plot([1.0], [ANCHOR_RELATIVE_SCORE], "o", markerfacecolor="none", color="black",
-                  markersize=6, label="exact point at width 1")
-    curve_x = np.geomspace(1.0 if anchor else x.min(), x.max(), 200)
+    anchored = layer.anchor is not None
+    if anchored:
+        axes.plot([1.0], [layer.anchor], "o", markerfacecolor="none", color="black",
+                  markersize=6, label="point at width 1 (1×1 matrices)")
+    curve_x = np.geomspace(1.0 if anchored else x.min(), x.max(), 200)
     axes.plot(
         curve_x, power_law(curve_x, fit.alpha, fit.beta, fit.gamma), color="tab:blue",
         label=f"α + β·x^γ, γ = {fit.gamma:.3f} (R² = {fit.r_squared:.4f})",
@@ -157,10 +156,7 @@ def write_report(
     """
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    anchor = bool(result.settings.get("anchor", False))
-    written = [
-        plot_layer(layer, folder / f"layer_{layer.layer}.png", anchor=anchor) for layer in result.layers
-    ]
+    written = [plot_layer(layer, folder / f"layer_{layer.layer}.png") for layer in result.layers]
     document = result.to_dict()
     if extra:
         document.update(extra)

@@ -10,6 +10,7 @@ only on the layers before it, so one greedy pass suffices.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -21,7 +22,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from layersize.fit import DEFAULT_THRESHOLD, FitError, PoorFitWarning, PowerLawFit, fit_power_law
+from layersize.fit import (
+    DEFAULT_THRESHOLD,
+    MIN_R_SQUARED,
+    FitError,
+    PoorFitWarning,
+    PowerLawFit,
+    fit_power_law,
+    power_law,
+)
 from layersize.layer_score import LayerScore, layer_score, seed_for
 from layersize.nets import get_activation, get_initialization
 from layersize.rank import Method
@@ -43,6 +52,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_WIDTHS: tuple[int, ...] = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+"""Default sweep for atomic networks: estimates of 30–100 neurons are typical."""
 DEFAULT_REPETITIONS = 400
 
 # Image classifiers need wider layers than atomic networks: an MLP on 28 × 28
@@ -52,14 +62,36 @@ IMAGE_WIDTHS: tuple[int, ...] = (10, 20, 40, 80, 160, 320, 640)
 IMAGE_REPETITIONS = 20
 
 
-def default_sweep(kind: str) -> tuple[tuple[int, ...], int]:
-    """Return the default width grid and repetitions for "structures" or "images" input."""
+def default_sweep(kind: str, n_samples: int | None = None) -> tuple[tuple[int, ...], int]:
+    """Return the default width grid and repetitions for "structures" or "images" input.
+
+    With ``n_samples``, widths above the number of sample rows are dropped.
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` is unknown, or fewer than 4 default widths fit into
+        ``n_samples`` rows.
+    """
     if kind == "images":
-        return IMAGE_WIDTHS, IMAGE_REPETITIONS
-    if kind == "structures":
-        return DEFAULT_WIDTHS, DEFAULT_REPETITIONS
-    raise ValueError(f"kind must be 'structures' or 'images', got {kind!r}.")
-"""Default sweep for atomic networks: estimates of 30–100 neurons are typical."""
+        grid, repetitions = IMAGE_WIDTHS, IMAGE_REPETITIONS
+    elif kind == "structures":
+        grid, repetitions = DEFAULT_WIDTHS, DEFAULT_REPETITIONS
+    else:
+        raise ValueError(f"kind must be 'structures' or 'images', got {kind!r}.")
+    if n_samples is None:
+        return grid, repetitions
+    fitting = tuple(width for width in grid if width <= n_samples)
+    if len(fitting) < 4:
+        rows = "atoms" if kind == "structures" else "images"
+        raise ValueError(
+            f"The data has only {n_samples} sample rows ({rows}), but the default sweep "
+            f"needs at least {grid[3]} for its 4 narrowest widths {list(grid[:4])}. A "
+            f"layer of width n needs n distinct rows, so use a larger data set (hundreds of "
+            f"rows at least), or give 4 widths of at most {n_samples} with --widths."
+        )
+    return fitting, repetitions
+
 
 MIN_CHUNK_REPETITIONS = 50
 
@@ -124,6 +156,8 @@ class LayerEstimate:
     width : int
         ⌈x*⌉, the smallest integer width at which the fitted slope has fallen
         to the threshold fraction.
+    anchor : float or None
+        Relative score at width 1 that the fit contained, or None without it.
     """
 
     layer: int
@@ -131,6 +165,7 @@ class LayerEstimate:
     points: tuple[WidthPoint, ...]
     fit: PowerLawFit
     width: int
+    anchor: float | None = None
 
     @property
     def widths(self) -> np.ndarray:
@@ -150,6 +185,7 @@ class LayerEstimate:
             "width": self.width,
             "fixed_widths": list(self.fixed_widths),
             "fit": self.fit.to_dict(),
+            "anchor_relative_score": self.anchor,
             "sweep": [point.to_dict() for point in self.points],
         }
 
@@ -173,11 +209,6 @@ class SizingResult:
             "settings": dict(self.settings),
             "seconds": self.seconds,
         }
-
-
-# Relative score at width 1: erank of a non-zero 1 × 1 pre-activation plus that
-# of its post-activation, divided by the width.
-ANCHOR_RELATIVE_SCORE = 2.0
 
 
 def validate_widths(widths: Sequence[int], n_samples: int) -> tuple[int, ...]:
@@ -290,11 +321,13 @@ def estimate_layer_size(
     progress : bool or tqdm, default=False
         Show a progress bar, or advance the given one once per width.
     anchor : bool, default=True
-        Add the exact point (1, 2) to the fit. At width 1 the pre- and
-        post-activation matrices are 1 × 1, and a non-zero 1 × 1 matrix has
-        effective rank 1, so the relative score there is 2 without sampling.
-        The point pins the fit at small widths; the authors' NEAR library adds
-        the same kind of point.
+        Add the point at width 1 to the fit. There the pre- and post-activation
+        matrices are 1 × 1, and a non-zero 1 × 1 matrix has effective rank 1, so
+        the relative score is 2 for activations that never output exact zeros
+        (it is scored like any width, at almost no cost, so that ReLU, which
+        outputs 0 for about half the draws, gets its true value). The point pins
+        the fit at small widths; the authors' NEAR library adds the same kind of
+        point.
 
     Returns
     -------
@@ -314,6 +347,12 @@ def estimate_layer_size(
     if not bool(torch.isfinite(rows).all()):
         raise ValueError("features contain NaN or inf. Check the input structures and descriptors.")
     grid = validate_widths(widths, rows.shape[0])
+    if not bool((rows != rows[0]).any()):
+        raise ValueError(
+            f"All {rows.shape[0]} input rows are identical, so every sample matrix has rank at "
+            f"most 1 and the score cannot grow with the width. Check the input file: the "
+            f"structures or images must differ."
+        )
     get_activation(activation)
     get_initialization(init)
     if target_stderr is not None and not target_stderr > 0:
@@ -342,14 +381,25 @@ def estimate_layer_size(
 
     x = np.array([point.width for point in points], dtype=float)
     y = np.array([point.relative_mean for point in points])
+    anchor_score = None
     if anchor:
+        width_one = _score_width(
+            rows, fixed_widths, 1, layer, repetitions, None, seed,
+            activation=activation, init=init, method=method,
+        )
+        anchor_score = width_one.mean
         x = np.concatenate([[1.0], x])
-        y = np.concatenate([[ANCHOR_RELATIVE_SCORE], y])
+        y = np.concatenate([[anchor_score], y])
     try:
-        fit = fit_power_law(x, y, threshold=threshold)
+        with warnings.catch_warnings():
+            # With the anchor, R² is judged below on the swept points alone.
+            if anchor:
+                warnings.simplefilter("ignore", PoorFitWarning)
+            fit = fit_power_law(x, y, threshold=threshold)
     except FitError as error:
         raise FitError(f"Layer {layer}: {error}") from error
     if anchor:
+        fit = _with_swept_r_squared(layer, fit, x[1:], y[1:])
         _warn_if_anchor_decides(layer, fit, x[1:], y[1:], threshold)
     if not allow_extrapolation and not (grid[0] <= fit.width <= grid[-1]):
         side = "above the widest" if fit.width > grid[-1] else "below the narrowest"
@@ -369,7 +419,28 @@ def estimate_layer_size(
         points=tuple(points),
         fit=fit,
         width=int(math.ceil(fit.width - 1e-9)),
+        anchor=anchor_score,
     )
+
+
+def _with_swept_r_squared(layer: int, fit: PowerLawFit, x: np.ndarray, y: np.ndarray) -> PowerLawFit:
+    """Return the fit with R² computed on the swept points only, warning when it is low.
+
+    The anchor at width 1 lies far from the other points and would make almost
+    any curve through it look good.
+    """
+    residuals = y - power_law(x, fit.alpha, fit.beta, fit.gamma)
+    total = float(np.sum((y - y.mean()) ** 2))
+    r_squared = 1.0 - float(np.sum(residuals**2)) / total if total > 0 else 0.0
+    if r_squared < MIN_R_SQUARED:
+        warnings.warn(
+            f"Layer {layer}: the power law describes the swept relative scores poorly "
+            f"(R² = {r_squared:.3f} < {MIN_R_SQUARED}); treat the width {fit.width:.1f} with "
+            f"caution, and sweep more widths or use more repetitions.",
+            PoorFitWarning,
+            stacklevel=3,
+        )
+    return dataclasses.replace(fit, r_squared=r_squared)
 
 
 def _warn_if_anchor_decides(layer: int, fit: PowerLawFit, x: np.ndarray, y: np.ndarray, threshold: float) -> None:
@@ -433,7 +504,9 @@ def estimate_layer_sizes(
         raise ValueError(f"n_layers must be at least 1, got {n_layers}.")
     started = time.perf_counter()
     rows = np.asarray(features, dtype=np.float32)
-    grid = validate_widths(widths, rows.shape[0] if rows.ndim == 2 else 0)
+    if rows.ndim != 2:
+        raise ValueError(f"features must have shape (n_samples, n_features), got {rows.shape}.")
+    grid = validate_widths(widths, rows.shape[0])
     settings = {
         "n_layers": int(n_layers),
         "widths": list(grid),

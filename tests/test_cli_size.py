@@ -347,3 +347,20 @@ def test_rerun_into_same_folder_removes_stale_files(slice_file, tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "input.nn", "layer_1.png", "notes.txt", "sizes.json",
     ]
+
+
+def test_negative_seed_is_a_usage_error(slice_file, tmp_path):
+    result = run(["--data", slice_file, "--seed", "-1", "--out", tmp_path / "out", *FAST])
+
+    assert result.exit_code == 2
+    assert "--seed" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_default_widths_on_too_few_atoms(frames, tmp_path):
+    path = tmp_path / "one.xyz"
+    ase_io.write(path, frames[:1])
+
+    result = run(["--data", path, "--no-cache", "--no-progress", "--out", tmp_path / "out"])
+
+    assert_failed_cleanly(result, tmp_path / "out", "only 6 sample rows", "larger data set")

@@ -121,6 +121,25 @@ def test_unreadable_cache_is_recomputed(structure_file, tmp_path, caplog):
     np.testing.assert_array_equal(again.features, expected.features)
 
 
+@pytest.mark.parametrize("damage", ["truncate", "drop_key"])
+def test_damaged_cache_is_recomputed(structure_file, tmp_path, caplog, damage):
+    cache = tmp_path / "cache"
+    expected = load_atomic_features(structure_file, cache_dir=cache)
+    (cached,) = cache.glob("*.npz")
+    if damage == "truncate":
+        cached.write_bytes(cached.read_bytes()[:200])
+    else:
+        with np.load(cached) as archive:
+            kept = {key: archive[key] for key in archive.files if key != "numbers"}
+        np.savez(cached, **kept)
+
+    with caplog.at_level(logging.WARNING, logger="layersize.data"):
+        again = load_atomic_features(structure_file, cache_dir=cache)
+
+    assert "unreadable descriptor cache" in caplog.text
+    np.testing.assert_array_equal(again.features, expected.features)
+
+
 def test_structures_without_energy_give_nan(tmp_path):
     path = tmp_path / "no_energy.xyz"
     structures = make_structures(2)

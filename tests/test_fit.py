@@ -79,3 +79,12 @@ def test_fit_warns_on_poor_fit():
 def test_fit_rejects_invalid_input(widths, scores, message):
     with pytest.raises(ValueError, match=message):
         fit_power_law(widths, scores)
+
+
+def test_gamma_near_one_is_a_fit_error_not_overflow():
+    with pytest.raises(ValueError, match="so close to 1"):
+        threshold_width(0.999, 0.005)
+
+    x = np.array([1.0, 4, 8, 16, 32, 64, 128])
+    with pytest.raises(FitError):
+        fit_power_law(x, 1 - 0.001 * x)

@@ -90,19 +90,59 @@ def test_unknown_activation_raises(rows):
         estimate_layer_sizes(rows, n_layers=1, widths=WIDTHS, repetitions=2, activation="gelu")
 
 
-def test_anchor_adds_exact_point_to_fit(rows):
-    from layersize.fit import fit_power_law
-
+def test_anchor_adds_width_one_point_to_fit(rows):
     anchored = estimate_layer_size(rows, widths=(4, 8, 16, 32, 64), repetitions=20, seed=3,
                                    threshold=0.05, allow_extrapolation=True)
     plain = estimate_layer_size(rows, widths=(4, 8, 16, 32, 64), repetitions=20, seed=3,
                                 threshold=0.05, allow_extrapolation=True, anchor=False)
     x = [point.width for point in anchored.points]
     y = [point.relative_mean for point in anchored.points]
+    refit = fit_power_law([1, *x], [2.0, *y], threshold=0.05)
 
-    assert anchored.fit == fit_power_law([1, *x], [2.0, *y], threshold=0.05)
+    assert anchored.anchor == 2.0
+    assert plain.anchor is None
+    assert (anchored.fit.alpha, anchored.fit.gamma, anchored.fit.width) == (refit.alpha, refit.gamma, refit.width)
     assert plain.fit == fit_power_law(x, y, threshold=0.05)
     assert [p.mean for p in anchored.points] == [p.mean for p in plain.points]
+
+
+def test_anchor_of_relu_is_measured_below_two(rows):
+    estimate = estimate_layer_size(rows, widths=(4, 8, 16, 32, 64), repetitions=200, seed=0,
+                                   activation="relu", init="kaiming_uniform",
+                                   threshold=0.05, allow_extrapolation=True)
+
+    # A 1 × 1 ReLU output is 0, of effective rank 0, for about half the draws.
+    assert 1.3 < estimate.anchor < 1.7
+
+
+def test_anchored_r_squared_uses_swept_points_only(rows):
+    estimate = estimate_layer_size(rows, widths=(4, 8, 16, 32, 64), repetitions=20, seed=3,
+                                   threshold=0.05, allow_extrapolation=True)
+    x = estimate.widths.astype(float)
+    y = estimate.relative_scores
+    fit = estimate.fit
+    residuals = y - (fit.alpha + fit.beta * x**fit.gamma)
+    expected = 1 - np.sum(residuals**2) / np.sum((y - y.mean()) ** 2)
+
+    assert fit.r_squared == pytest.approx(expected)
+
+
+def test_identical_rows_raise():
+    with pytest.raises(ValueError, match="All 300 input rows are identical"):
+        estimate_layer_size(np.ones((300, 5)), widths=(4, 8, 16, 32), repetitions=4)
+
+
+def test_one_dimensional_features_raise():
+    with pytest.raises(ValueError, match="n_samples, n_features"):
+        estimate_layer_sizes(np.random.default_rng(0).random(500), n_layers=1)
+
+
+def test_default_sweep_on_small_data():
+    from layersize.sizing import default_sweep
+
+    assert default_sweep("structures", 50) == ((4, 8, 12, 16, 24, 32, 48), 400)
+    with pytest.raises(ValueError, match="only 6 sample rows"):
+        default_sweep("structures", 6)
 
 
 def test_width_one_relative_score_is_two(rows):

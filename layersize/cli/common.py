@@ -24,6 +24,6 @@ def verbosity_options(function):
 
 
 seed_option = click.option(
-    "--seed", type=int, default=0, show_default=True,
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True,
     help="Seed of every random draw (weights, sample rows); the same seed gives the same output.",
 )

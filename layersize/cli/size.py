@@ -132,8 +132,8 @@ CHECK_OPTIONS = (
               help="Keep descriptors on disk ($LAYERSIZE_CACHE_DIR or ~/.cache/layersize), "
                    "keyed by the file's content and the descriptor parameters.")
 @click.option("--anchor/--no-anchor", default=True, show_default=True,
-              help="Add the exact point (1, 2) to the fit: at width 1 both matrices are 1×1 "
-                   "and have effective rank 1.")
+              help="Add the point at width 1 to the fit: both matrices are 1×1 there, so the "
+                   "relative score is 2 unless the activation outputs exact zeros (ReLU).")
 @click.option("--allow-extrapolation", is_flag=True,
               help="Report a width outside the swept range instead of stopping with an error.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
@@ -208,17 +208,18 @@ def main(data_path, file_format, label_column, layers, widths, repetitions, targ
             flags = ", ".join("--" + name.replace("_", "-") for name in explicit_options)
             verb = "applies" if len(explicit_options) == 1 else "apply"
             raise click.UsageError(f"{flags} {verb} only with --check. Add --check, or leave them out.")
+    caught: list[warnings.WarningMessage] = []
     try:
         inputs = load_inputs(
             data_path, file_format, element=element, cache_dir=True if cache else None,
             label_column=label_column, progress=progress,
         )
         summary = inputs.summary()
-        default_widths, default_repetitions = default_sweep(inputs.kind)
-        if widths is None:
-            widths = tuple(width for width in default_widths if width <= inputs.features.shape[0])
-        if repetitions is None:
-            repetitions = default_repetitions
+        default_widths, default_repetitions = default_sweep(
+            inputs.kind, inputs.features.shape[0] if widths is None else None
+        )
+        widths = widths or default_widths
+        repetitions = repetitions or default_repetitions
         click.echo(inputs.describe())
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -231,6 +232,9 @@ def main(data_path, file_format, label_column, layers, widths, repetitions, targ
     except FileNotFoundError as error:
         raise click.BadParameter(str(error), param_hint="--data") from None
     except (ValueError, FitError) as error:
+        # Warnings about earlier layers still help to understand the failure.
+        for warning in caught:
+            click.echo(f"Warning: {warning.message}", err=True)
         raise click.ClickException(str(error)) from None
     for warning in caught:
         click.echo(f"Warning: {warning.message}", err=True)
