@@ -9,7 +9,9 @@ Three measurements, each repeated ``--runs`` times and reported as a median:
    (``estimate_layer_sizes``), and the time spent inside
    ``torch.linalg.eigvalsh`` during that sweep. The eigen-solver calls are the
    floor: every repetition needs one eigen-decomposition per matrix, whatever
-   the code around it does.
+   the code around it does. The sweep is timed with one worker thread and with
+   two; with two, the floor is half the eigen-solver time summed over both
+   threads, the wall time the calls alone would take on two cores.
 
 Run from the repository root::
 
@@ -27,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -58,20 +61,22 @@ def time_commands(runs: int, layers: int, repetitions: int) -> tuple[list[float]
     return cold, warm
 
 
-def time_sweep(runs: int, layers: int, repetitions: int) -> tuple[list[float], list[float]]:
-    """Return the sweep times and the eigen-solver times inside them."""
+def time_sweep(runs: int, layers: int, repetitions: int, workers: int) -> tuple[list[float], list[float]]:
+    """Return the sweep times and the eigen-solver times inside them (summed over threads)."""
     from layersize import estimate_layer_sizes, load_atomic_features
 
     features = load_atomic_features(DATA).features
     original = torch.linalg.eigvalsh
     spent = [0.0]
+    lock = threading.Lock()
 
     def timed_eigvalsh(*arguments, **keywords):
         started = time.perf_counter()
         try:
             return original(*arguments, **keywords)
         finally:
-            spent[0] += time.perf_counter() - started
+            with lock:
+                spent[0] += time.perf_counter() - started
 
     sweeps, floors = [], []
     torch.linalg.eigvalsh = timed_eigvalsh
@@ -79,7 +84,8 @@ def time_sweep(runs: int, layers: int, repetitions: int) -> tuple[list[float], l
         for _ in range(runs):
             spent[0] = 0.0
             started = time.perf_counter()
-            estimate_layer_sizes(features, n_layers=layers, repetitions=repetitions, seed=0)
+            estimate_layer_sizes(features, n_layers=layers, repetitions=repetitions, seed=0,
+                                 workers=workers)
             sweeps.append(time.perf_counter() - started)
             floors.append(spent[0])
     finally:
@@ -95,7 +101,8 @@ def main() -> int:
     args = parser.parse_args()
 
     cold, warm = time_commands(args.runs, args.layers, args.repetitions)
-    sweeps, floors = time_sweep(args.runs, args.layers, args.repetitions)
+    sweeps, floors = time_sweep(args.runs, args.layers, args.repetitions, workers=1)
+    parallel, parallel_floors = time_sweep(args.runs, args.layers, args.repetitions, workers=2)
     ratios = [sweep / floor for sweep, floor in zip(sweeps, floors)]
 
     def line(name: str, values: list[float], unit: str = "s") -> str:
@@ -110,9 +117,13 @@ def main() -> int:
     print("|---|---|---|")
     print(line("whole command, cold descriptor cache", cold))
     print(line("whole command, warm descriptor cache", warm))
-    print(line("sweep of all layers, in process", sweeps))
-    print(line("eigvalsh calls inside the sweep (floor)", floors))
-    print(line("sweep / floor", ratios, unit="×"))
+    print(line("sweep of all layers, in process, 1 worker", sweeps))
+    print(line("eigvalsh calls inside that sweep (floor)", floors))
+    print(line("sweep / floor, 1 worker", ratios, unit="×"))
+    print(line("sweep of all layers, 2 workers (the default here)", parallel))
+    print(line("eigvalsh calls inside it, summed over both threads", parallel_floors))
+    print(line("2-worker sweep / half the summed eigvalsh time",
+               [2 * sweep / floor for sweep, floor in zip(parallel, parallel_floors)], unit="×"))
     print(line("warm command / floor", [w / f for w, f in zip(warm, floors)], unit="×"))
     return 0
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,7 +35,7 @@ from layersize.fit import (
 )
 from layersize.layer_score import LayerScore, layer_score, seed_for
 from layersize.nets import get_activation, get_initialization
-from layersize.rank import Method
+from layersize.rank import Method, one_cpu_thread
 
 __all__ = [
     "DEFAULT_REPETITIONS",
@@ -291,6 +293,7 @@ def estimate_layer_size(
     allow_extrapolation: bool = False,
     progress: bool | tqdm = False,
     anchor: bool = True,
+    workers: int | None = None,
 ) -> LayerEstimate:
     """Sweep the width of one hidden layer and estimate its size.
 
@@ -328,6 +331,10 @@ def estimate_layer_size(
         outputs 0 for about half the draws, gets its true value). The point pins
         the fit at small widths; the authors' NEAR library adds the same kind of
         point.
+    workers : int, optional
+        Number of widths scored at the same time, each in its own thread on
+        one torch thread. Default: the number of CPU cores this process may
+        use. The result does not depend on it.
 
     Returns
     -------
@@ -361,23 +368,34 @@ def estimate_layer_size(
 
     own_bar = progress is True
     bar = tqdm(total=len(grid), desc=f"layer {layer}", unit="width") if own_bar else progress
-    points = []
+    n_workers = _resolve_workers(workers, len(grid))
+
+    def score(width: int) -> LayerScore:
+        return _score_width(
+            rows, fixed_widths, width, layer, repetitions, target_stderr, seed,
+            activation=activation, init=init, method=method,
+        )
+
+    scores: dict[int, LayerScore] = {}
     try:
-        for width in grid:
-            score = _score_width(
-                rows, fixed_widths, width, layer, repetitions, target_stderr, seed,
-                activation=activation, init=init, method=method,
-            )
-            points.append(WidthPoint.from_score(score))
-            logger.info(
-                "layer %d width %d: score %.3f ± %.3f over %d repetitions",
-                layer, width, score.mean, score.stderr, score.repetitions,
-            )
-            if bar:
-                bar.update(1)
+        # Each width draws from its own seeded generator, so the scores do not
+        # depend on which thread runs them or in what order. Every thread runs
+        # torch on one intra-op thread, set here once for all of them.
+        with one_cpu_thread(), ThreadPoolExecutor(max_workers=n_workers) as pool:
+            futures = {pool.submit(score, width): width for width in grid}
+            for future in as_completed(futures):
+                result = future.result()
+                scores[futures[future]] = result
+                logger.info(
+                    "layer %d width %d: score %.3f ± %.3f over %d repetitions",
+                    layer, result.width, result.mean, result.stderr, result.repetitions,
+                )
+                if bar:
+                    bar.update(1)
     finally:
         if own_bar:
             bar.close()
+    points = [WidthPoint.from_score(scores[width]) for width in grid]
 
     x = np.array([point.width for point in points], dtype=float)
     y = np.array([point.relative_mean for point in points])
@@ -421,6 +439,18 @@ def estimate_layer_size(
         width=int(math.ceil(fit.width - 1e-9)),
         anchor=anchor_score,
     )
+
+
+def _resolve_workers(workers: int | None, n_tasks: int) -> int:
+    """Return how many widths to score at once: ``workers``, else the usable cores."""
+    if workers is None:
+        try:
+            workers = len(os.sched_getaffinity(0))
+        except AttributeError:  # not available on macOS and Windows
+            workers = os.cpu_count() or 1
+    elif isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}.")
+    return max(1, min(int(workers), n_tasks))
 
 
 def _with_swept_r_squared(layer: int, fit: PowerLawFit, x: np.ndarray, y: np.ndarray) -> PowerLawFit:
@@ -481,6 +511,7 @@ def estimate_layer_sizes(
     allow_extrapolation: bool = False,
     progress: bool = False,
     anchor: bool = True,
+    workers: int | None = None,
 ) -> SizingResult:
     """Estimate the widths of ``n_layers`` hidden layers greedily.
 
@@ -538,6 +569,7 @@ def estimate_layer_sizes(
                 allow_extrapolation=allow_extrapolation,
                 progress=bar,
                 anchor=anchor,
+                workers=workers,
             )
             logger.info("layer %d: width %d (x* = %.2f)", estimate.layer, estimate.width, estimate.fit.width)
             estimates.append(estimate)

@@ -172,3 +172,34 @@ def test_no_anchor_warning_for_exact_power_law():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _warn_if_anchor_decides(1, anchored, x, y, 0.005)
+
+
+def test_workers_do_not_change_the_result(rows):
+    serial = estimate_layer_sizes(rows, n_layers=2, widths=(4, 8, 16, 32), repetitions=10, seed=5,
+                                  threshold=0.05, allow_extrapolation=True, workers=1)
+    threaded = estimate_layer_sizes(rows, n_layers=2, widths=(4, 8, 16, 32), repetitions=10, seed=5,
+                                    threshold=0.05, allow_extrapolation=True, workers=3)
+
+    assert threaded.widths == serial.widths
+    assert [layer.fit for layer in threaded.layers] == [layer.fit for layer in serial.layers]
+
+
+def test_thread_count_restored_after_threaded_sweep(rows):
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        estimate_layer_size(rows, widths=(4, 8, 16, 32), repetitions=4, seed=0, workers=2,
+                            threshold=0.05, allow_extrapolation=True)
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)
+
+    assert after == 2
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+def test_invalid_workers_raise(rows, workers):
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        estimate_layer_size(rows, widths=(4, 8, 16, 32), repetitions=4, workers=workers)

@@ -136,6 +136,9 @@ CHECK_OPTIONS = (
                    "relative score is 2 unless the activation outputs exact zeros (ReLU).")
 @click.option("--allow-extrapolation", is_flag=True,
               help="Report a width outside the swept range instead of stopping with an error.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Widths scored at the same time, each in its own thread on one torch "
+                   "thread. The result does not depend on it. Default: the usable CPU cores.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show progress bars on stderr.")
 @click.option("--check", is_flag=True,
@@ -173,7 +176,7 @@ CHECK_OPTIONS = (
                    "least squares to the training structures, or only the mean energy per atom.")
 @verbosity_options
 def main(data_path, file_format, label_column, layers, widths, repetitions, target_stderr, threshold,
-         activation, init, seed, element, out_dir, cache, anchor, allow_extrapolation, progress,
+         activation, init, seed, element, out_dir, cache, anchor, allow_extrapolation, workers, progress,
          check, check_factors, check_seeds, check_max_epochs, check_patience, check_learning_rate,
          check_batch_size, check_split, check_networks, check_energy_reference,
          verbose, quiet):
@@ -227,7 +230,7 @@ def main(data_path, file_format, label_column, layers, widths, repetitions, targ
                 inputs.features, n_layers=layers, widths=widths, repetitions=repetitions,
                 activation=activation.lower(), init=init.lower(), threshold=threshold, seed=seed,
                 target_stderr=target_stderr, allow_extrapolation=allow_extrapolation,
-                progress=progress, anchor=anchor,
+                progress=progress, anchor=anchor, workers=workers,
             )
     except FileNotFoundError as error:
         raise click.BadParameter(str(error), param_hint="--data") from None
