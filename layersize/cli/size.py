@@ -190,8 +190,8 @@ def main(data_path, file_format, label_column, layers, widths, repetitions, targ
     over repetitions; a power law α + β·x^γ fitted to score/width; and the width
     where the fitted slope has fallen to --threshold of its value at width 1.
 
-    Prints a table of the widths and writes sizes.json, one plot per layer and
-    input.nn lines for n2p2/RuNNer into --out.
+    Prints a table of the widths and writes sizes.json, one plot per layer and,
+    for structure files, input.nn lines for n2p2/RuNNer into --out.
 
     With --check, it then trains the estimate and variants with one layer
     scaled by each of --check-factors, from --check-seeds seeds each, and
