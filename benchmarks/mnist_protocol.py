@@ -61,7 +61,7 @@ def estimate(scores: list, part: str) -> tuple[float, float]:
     else:
         relative = [score.mean / score.width for score in scores]
         anchor = 2.0
-    fit = fit_power_law([1, *WIDTHS], [anchor, *relative], threshold=0.01)
+    fit = fit_power_law(WIDTHS, relative, threshold=0.01, anchor=(1.0, anchor))
     return fit.width, fit.width_stderr
 
 

@@ -122,6 +122,7 @@ def fit_power_law(
     widths,
     relative_scores,
     threshold: float = DEFAULT_THRESHOLD,
+    anchor: tuple[float, float] | None = None,
 ) -> PowerLawFit:
     """Fit α + β·x^γ to relative scores and compute the width x*.
 
@@ -133,6 +134,11 @@ def fit_power_law(
         Layer score divided by width at each x.
     threshold : float, default=0.005
         Slope fraction t of the width x* = t^(1/(γ−1)).
+    anchor : (float, float), optional
+        An extra point (x, y) that the curve is fitted through together with
+        the swept points, such as the relative score at width 1. R² and the
+        poor-fit warning judge the swept points only, because a distant
+        anchor makes almost any curve through it look good.
 
     Returns
     -------
@@ -170,11 +176,19 @@ def fit_power_law(
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must lie in (0, 1), got {threshold}.")
 
-    start = _initial_guess(x, y)
+    fit_x, fit_y = x, y
+    if anchor is not None:
+        anchor_x, anchor_y = (float(value) for value in anchor)
+        if not (anchor_x > 0 and math.isfinite(anchor_x) and math.isfinite(anchor_y)):
+            raise ValueError(f"The anchor must be a point (x > 0, finite y), got {anchor!r}.")
+        fit_x = np.concatenate([[anchor_x], x])
+        fit_y = np.concatenate([[anchor_y], y])
+
+    start = _initial_guess(fit_x, fit_y)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            parameters, covariance = curve_fit(power_law, x, y, p0=start, maxfev=20000)
+            parameters, covariance = curve_fit(power_law, fit_x, fit_y, p0=start, maxfev=20000)
     except (RuntimeError, ValueError) as error:
         raise FitError(
             f"The fit of α + β·x^γ to the relative scores failed ({error}). Sweep a wider "
@@ -196,7 +210,7 @@ def fit_power_law(
     if gamma >= 1.0:
         raise FitError(
             f"The fitted exponent γ = {gamma:.3g} is not below 1, so the relative score does "
-            f"not level off between widths {x.min():g} and {x.max():g} and no width can be "
+            f"not level off between widths {fit_x.min():g} and {x.max():g} and no width can be "
             f"read off. Sweep wider layers."
         )
     try:

@@ -10,7 +10,6 @@ only on the layers before it, so one greedy pass suffices.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -26,12 +25,10 @@ from tqdm.auto import tqdm
 
 from layersize.fit import (
     DEFAULT_THRESHOLD,
-    MIN_R_SQUARED,
     FitError,
     PoorFitWarning,
     PowerLawFit,
     fit_power_law,
-    power_law,
 )
 from layersize.layer_score import LayerScore, layer_score, seed_for
 from layersize.nets import get_activation, get_initialization
@@ -283,7 +280,7 @@ def estimate_layer_size(
     features,
     fixed_widths: Sequence[int] = (),
     widths: Sequence[int] = DEFAULT_WIDTHS,
-    repetitions: int = 400,
+    repetitions: int = DEFAULT_REPETITIONS,
     activation: str = "stanh",
     init: str = "stanh",
     threshold: float = DEFAULT_THRESHOLD,
@@ -406,19 +403,14 @@ def estimate_layer_size(
             activation=activation, init=init, method=method,
         )
         anchor_score = width_one.mean
-        x = np.concatenate([[1.0], x])
-        y = np.concatenate([[anchor_score], y])
     try:
-        with warnings.catch_warnings():
-            # With the anchor, R² is judged below on the swept points alone.
-            if anchor:
-                warnings.simplefilter("ignore", PoorFitWarning)
-            fit = fit_power_law(x, y, threshold=threshold)
+        fit = fit_power_law(
+            x, y, threshold=threshold, anchor=None if anchor_score is None else (1.0, anchor_score)
+        )
     except FitError as error:
         raise FitError(f"Layer {layer}: {error}") from error
     if anchor:
-        fit = _with_swept_r_squared(layer, fit, x[1:], y[1:])
-        _warn_if_anchor_decides(layer, fit, x[1:], y[1:], threshold)
+        _warn_if_anchor_decides(layer, fit, x, y, threshold)
     if not allow_extrapolation and not (grid[0] <= fit.width <= grid[-1]):
         side = "above the widest" if fit.width > grid[-1] else "below the narrowest"
         hint = (
@@ -453,26 +445,6 @@ def _resolve_workers(workers: int | None, n_tasks: int) -> int:
     return max(1, min(int(workers), n_tasks))
 
 
-def _with_swept_r_squared(layer: int, fit: PowerLawFit, x: np.ndarray, y: np.ndarray) -> PowerLawFit:
-    """Return the fit with R² computed on the swept points only, warning when it is low.
-
-    The anchor at width 1 lies far from the other points and would make almost
-    any curve through it look good.
-    """
-    residuals = y - power_law(x, fit.alpha, fit.beta, fit.gamma)
-    total = float(np.sum((y - y.mean()) ** 2))
-    r_squared = 1.0 - float(np.sum(residuals**2)) / total if total > 0 else 0.0
-    if r_squared < MIN_R_SQUARED:
-        warnings.warn(
-            f"Layer {layer}: the power law describes the swept relative scores poorly "
-            f"(R² = {r_squared:.3f} < {MIN_R_SQUARED}); treat the width {fit.width:.1f} with "
-            f"caution, and sweep more widths or use more repetitions.",
-            PoorFitWarning,
-            stacklevel=3,
-        )
-    return dataclasses.replace(fit, r_squared=r_squared)
-
-
 def _warn_if_anchor_decides(layer: int, fit: PowerLawFit, x: np.ndarray, y: np.ndarray, threshold: float) -> None:
     """Warn when the width would change by more than a factor of 2 without the width-1 point.
 
@@ -501,7 +473,7 @@ def estimate_layer_sizes(
     features,
     n_layers: int = 3,
     widths: Sequence[int] = DEFAULT_WIDTHS,
-    repetitions: int = 400,
+    repetitions: int = DEFAULT_REPETITIONS,
     activation: str = "stanh",
     init: str = "stanh",
     threshold: float = DEFAULT_THRESHOLD,

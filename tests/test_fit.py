@@ -81,10 +81,31 @@ def test_fit_rejects_invalid_input(widths, scores, message):
         fit_power_law(widths, scores)
 
 
-def test_gamma_near_one_is_a_fit_error_not_overflow():
+def test_gamma_near_one_raises_fit_error():
     with pytest.raises(ValueError, match="so close to 1"):
         threshold_width(0.999, 0.005)
 
     x = np.array([1.0, 4, 8, 16, 32, 64, 128])
     with pytest.raises(FitError):
         fit_power_law(x, 1 - 0.001 * x)
+
+
+def test_anchor_joins_fit_but_not_r_squared():
+    x = np.array([4.0, 8, 16, 32, 64])
+    y = 0.3 + 1.7 * x**-0.4 + np.array([0.01, -0.01, 0.01, -0.01, 0.01])
+
+    anchored = fit_power_law(x, y, threshold=0.01, anchor=(1.0, 2.0))
+    pooled = fit_power_law([1.0, *x], [2.0, *y], threshold=0.01)
+    residuals = y - power_law(x, anchored.alpha, anchored.beta, anchored.gamma)
+    swept_r_squared = 1 - np.sum(residuals**2) / np.sum((y - y.mean()) ** 2)
+
+    assert (anchored.alpha, anchored.beta, anchored.gamma) == (pooled.alpha, pooled.beta, pooled.gamma)
+    assert anchored.width == pooled.width
+    assert anchored.r_squared == pytest.approx(swept_r_squared)
+    assert anchored.r_squared != pytest.approx(pooled.r_squared)
+
+
+@pytest.mark.parametrize("anchor", [(0.0, 2.0), (1.0, float("nan"))])
+def test_invalid_anchor_raises(anchor):
+    with pytest.raises(ValueError, match="anchor must be a point"):
+        fit_power_law([4, 8, 16, 32], [1.0, 0.8, 0.7, 0.65], anchor=anchor)

@@ -97,11 +97,11 @@ def test_anchor_adds_width_one_point_to_fit(rows):
                                 threshold=0.05, allow_extrapolation=True, anchor=False)
     x = [point.width for point in anchored.points]
     y = [point.relative_mean for point in anchored.points]
-    refit = fit_power_law([1, *x], [2.0, *y], threshold=0.05)
+    refit = fit_power_law(x, y, threshold=0.05, anchor=(1.0, 2.0))
 
     assert anchored.anchor == 2.0
     assert plain.anchor is None
-    assert (anchored.fit.alpha, anchored.fit.gamma, anchored.fit.width) == (refit.alpha, refit.gamma, refit.width)
+    assert anchored.fit == refit
     assert plain.fit == fit_power_law(x, y, threshold=0.05)
     assert [p.mean for p in anchored.points] == [p.mean for p in plain.points]
 
