@@ -10,8 +10,9 @@ Three measurements, each repeated ``--runs`` times and reported as a median:
    ``torch.linalg.eigvalsh`` during that sweep. The eigen-solver calls are the
    floor: every repetition needs one eigen-decomposition per matrix, whatever
    the code around it does. The sweep is timed with one worker thread and with
-   two; with two, the floor is half the eigen-solver time summed over both
-   threads, the wall time the calls alone would take on two cores.
+   two. With two, the floor is half the eigen-solver time summed over both
+   threads, because that is the wall time the calls alone would take on two
+   cores.
 
 Run from the repository root::
 

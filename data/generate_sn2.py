@@ -420,6 +420,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Compute the S_N2 reaction data set with GFN2-xTB (tblite).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+
+    # Output and grid.
     parser.add_argument(
         "--output",
         type=Path,
@@ -454,7 +456,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.05,
         help="standard deviation of the Gaussian displacement of every atom, in Angstrom",
     )
+
+    # Random displacement.
     parser.add_argument("--seed", type=int, default=20240, help="seed of the displacements")
+
+    # Electronic structure.
     parser.add_argument("--method", default="GFN2-xTB", help="tblite method")
     parser.add_argument(
         "--guesses",
@@ -476,6 +482,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--verbose", action="store_true", help="log every left-out point"
     )
+
     args = parser.parse_args(argv)
     if args.points < 2:
         parser.error(f"--points must be at least 2, got {args.points}")

@@ -1,7 +1,7 @@
 """Size the atomic networks of a Behler–Parrinello potential from the library.
 
 A potential with one network per element needs a width estimate per element:
-the network of hydrogen sees different descriptor rows than that of carbon.
+the network of hydrogen takes different descriptor rows than that of carbon.
 This example estimates the hidden layers of the pooled network (all atoms in one
 network, what ``near-size`` does by default) and of the networks of the most
 common elements of the shipped S_N2 data set, and prints them side by side.

@@ -347,10 +347,10 @@ def score_architecture(
 ) -> ArchitectureResult:
     """Build the network of one architecture and compute its NEAR score.
 
-    Every architecture is scored with the run seed itself, so all of them see
-    the same input samples, and modules that two networks share by name and
-    shape (the stem, the reduction blocks, the classifier) get the same weights
-    in each repetition. Differences between scores then come from the cells
+    Every architecture is scored with the run seed itself, so all of them draw
+    the same input samples. Modules that two networks share by name and shape
+    (the stem, the reduction blocks, the classifier) get the same weights in
+    each repetition. Differences between scores then come from the cells
     alone, and cells whose output is cut off from the input tie exactly.
 
     Parameters

@@ -1,6 +1,6 @@
 """Structure files to network input rows: reading, descriptors, scaling and caching.
 
-A potential's atomic network sees one row per atom: the eeACSF descriptors of
+A potential's atomic network takes one row per atom: the eeACSF descriptors of
 that atom, square-rooted and standardised per input. All atoms can be pooled
 into one network, or the rows of one element taken for that element's network.
 
@@ -66,7 +66,7 @@ def read_structures(path: str | os.PathLike, format: str | None = None) -> list[
     path : str or path-like
         Any file ASE reads; extended XYZ is the usual format.
     format : str, optional
-        ASE format name, when it cannot be told from the file name.
+        ASE format name, when the file name does not show it.
 
     Raises
     ------
@@ -250,7 +250,12 @@ def load_atomic_features(
             f"XYZ file or another format ASE reads."
         )
 
-    folder = default_cache_dir() if cache_dir is True else (Path(cache_dir) if cache_dir else None)
+    if cache_dir is True:
+        folder = default_cache_dir()
+    elif cache_dir:
+        folder = Path(cache_dir)
+    else:
+        folder = None
     cached = _cache_file(folder, source, parameters, format) if folder is not None else None
     raw = None
     if cached is not None and cached.is_file():

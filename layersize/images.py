@@ -160,8 +160,8 @@ def load_images(
           A border-pixel column, which is mostly 0 or spread over 0–255, fails
           this test.
 
-        The layout must be the only possible one, otherwise a ValueError asks for
-        this option.
+        The layout must be the only possible one, otherwise a ValueError
+        requests this option.
     labels_path : str or os.PathLike, optional
         An IDX (``idx1``) or ``.npy`` file of labels, one per image, in the same
         order. It replaces labels read from ``path``. Labels are never needed to
@@ -324,11 +324,11 @@ def _check_options(format, label_column, transpose, scale, limit) -> None:
         )
 
 
-def _check_is_file(path: Path, what: str) -> None:
+def _check_is_file(path: Path, description: str) -> None:
     if not path.exists():
-        raise FileNotFoundError(f"{what} not found: {path}. Check the path and the file name.")
+        raise FileNotFoundError(f"{description} not found: {path}. Check the path and the file name.")
     if not path.is_file():
-        raise ValueError(f"{what} {path} is not a regular file. Pass the path of a file.")
+        raise ValueError(f"{description} {path} is not a regular file. Pass the path of a file.")
 
 
 def _format_from_name(path: Path) -> ImageFormat:

@@ -8,9 +8,9 @@ H_k = σ(Z_k). All repetitions of a width run as one batched computation:
 weights are tensors of shape (repetitions, fan_in, fan_out) and the effective
 ranks of the (repetitions, n, n) stacks come from one decomposition call each.
 
-This is the fast path for plain MLPs used by the layer-size estimate; the
+This is the fast path for plain MLPs that the layer-size estimate uses. The
 general :func:`layersize.score.near_score` scores any ``nn.Module`` layer by
-layer and agrees with it on MLPs.
+layer, and the two agree on MLPs.
 """
 
 from __future__ import annotations
@@ -83,9 +83,9 @@ def _draw_rows(
     """Draw, for each repetition, ``n_rows`` distinct row indices out of ``n_available``.
 
     When the rows are few compared with the data, indices are drawn with
-    replacement and any repetition with a repeated index is drawn again, which
-    keeps every ordered set of distinct rows equally likely and avoids a full
-    permutation of the data per repetition. A draw has no repeat with
+    replacement, and any repetition with a repeated index is drawn again. Every
+    ordered set of distinct rows stays equally likely, and no repetition needs
+    a full permutation of the data. A draw has no repeat with
     probability about exp(−n_rows² / (2·n_available)), so this route is taken
     only while n_rows·(n_rows − 1) ≤ n_available (at least 60 % of draws kept).
     Otherwise each repetition takes the head of a random permutation.

@@ -286,9 +286,9 @@ class Cell(nn.Module):
 
     Nodes 1 and 2 are computed only when a path of non-``none`` edges leads
     from them to node 3. The operations of a dead-end node keep their modules,
-    so the parameter count stays the benchmark's, but they never run: their
-    output cannot change the cell's output, so skipping them changes no value
-    and keeps them out of layer-capturing scores such as NEAR.
+    so the parameter count stays the benchmark's, but they never run. Their
+    output cannot change the cell's output, so skipping them changes no value,
+    and it keeps them out of layer-capturing scores such as NEAR.
 
     Shape: input and output (batch, channels, height, width).
     """

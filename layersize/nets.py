@@ -14,10 +14,10 @@ Activations
 Initialisations (weights W of shape (fan_out, fan_in, ...), biases b)
 ----------------------------------------------------------------------
 ``stanh``            W ~ N(0, 1/fan_in), b = 0. The lMLP code that sets up its
-                     sTanh networks is not published; this is a reading of it: the
-                     factor 1.59223 makes sTanh of a unit-variance Gaussian have unit
-                     variance, and N(0, 1/fan_in) keeps pre-activations at unit
-                     variance. It is LeCun normal initialisation.
+                     sTanh networks is not published, so this is a reading of it.
+                     The factor 1.59223 makes sTanh of a unit-variance Gaussian
+                     have unit variance, and N(0, 1/fan_in) keeps pre-activations
+                     at unit variance. It is LeCun normal initialisation.
 ``kaiming_uniform``  W ~ U(-b, b) with b = sqrt(6/fan_in)
                      (``torch.nn.init.kaiming_uniform_`` with its defaults), b = 0
 ``xavier_uniform``   W ~ U(-b, b) with b = sqrt(6/(fan_in + fan_out)), b = 0

@@ -54,7 +54,7 @@ def n2p2_lines(widths: list[int], activation: str) -> str:
     """Return the hidden-layer lines of an n2p2 / RuNNer ``input.nn``.
 
     The output layer is linear (``l``). An activation n2p2 does not have is
-    written as tanh (``t``), with a comment that says so.
+    written as tanh (``t``), with a comment that names the replacement.
     """
     code = N2P2_ACTIVATION_CODES.get(activation.lower())
     lines = [f"# Hidden layers estimated by layersize (NEAR); activation {activation}."]
@@ -184,9 +184,9 @@ def _remove_stale_outputs(folder: Path, written: list[Path]) -> None:
     sizes.json that does not match it. Only the report's own file names are
     touched.
     """
-    kept = {Path(path).name for path in written}
+    written_names = {Path(path).name for path in written}
     candidates = [*folder.glob("layer_*.png"), folder / "input.nn", folder / "check.png"]
     for path in candidates:
-        if path.name not in kept and path.is_file():
+        if path.name not in written_names and path.is_file():
             path.unlink()
             logger.info("Removed %s of an earlier run", path)

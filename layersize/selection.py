@@ -11,9 +11,9 @@ Tie rule
 --------
 Each score has a 95% confidence interval ``mean ± 1.96 · stderr``. After sorting
 by mean, from highest to lowest, a pair joins the tie group of the pair directly
-above it when its interval overlaps the interval of every pair already in that
-group (its upper end is at least the highest lower end in the group). Otherwise
-it starts a new group. Within a group every two intervals overlap, so the group
+above it when its interval overlaps the interval of every pair in that group.
+That is, its upper end is at least the highest lower end in the group.
+Otherwise it starts a new group. Within a group every two intervals overlap, so the group
 contains exactly pairs whose order the scores do not resolve, and pairs whose
 intervals are disjoint never share a rank. Every pair of a group gets the rank
 of its first member, marked with ``=`` as in sports tables, so the ranks of five

@@ -1,9 +1,9 @@
 """Width sweep of one layer, and the greedy estimate of several hidden layers.
 
-For layer k the widths of layers 1 … k−1 are fixed, the candidate width x of
-layer k is swept, the NEAR layer score is divided by x, α + β·x^γ is fitted to
-the result and the width x* where the fitted slope has fallen to the fraction t
-of its slope at width 1 is read off (see :mod:`layersize.fit`). Layer k is then
+For layer k the widths of layers 1 … k−1 are fixed and the candidate width x of
+layer k is swept. The NEAR layer score divided by x is fitted with α + β·x^γ.
+The width x* is where the fitted slope has fallen to the fraction t of its
+slope at width 1 (see :mod:`layersize.fit`). Layer k is then
 fixed at ⌈x*⌉ and layer k+1 is swept on top of it. The score of a layer depends
 only on the layers before it, so one greedy pass suffices.
 """
@@ -302,7 +302,7 @@ def estimate_layer_size(
         Widths of the hidden layers before this one.
     widths : sequence of int, default=DEFAULT_WIDTHS
         Candidate widths, at least 4, each at most ``n_samples``.
-    repetitions : int, default=400
+    repetitions : int, default=DEFAULT_REPETITIONS (400)
         Repetitions per width, or the maximum when ``target_stderr`` is set.
     activation, init : str
         Names from :data:`layersize.nets.ACTIVATIONS` and
@@ -323,11 +323,11 @@ def estimate_layer_size(
     anchor : bool, default=True
         Add the point at width 1 to the fit. There the pre- and post-activation
         matrices are 1 × 1, and a non-zero 1 × 1 matrix has effective rank 1, so
-        the relative score is 2 for activations that never output exact zeros
-        (it is scored like any width, at almost no cost, so that ReLU, which
-        outputs 0 for about half the draws, gets its true value). The point pins
-        the fit at small widths; the authors' NEAR library adds the same kind of
-        point.
+        the relative score is 2 for activations that never output exact zeros.
+        The point is scored like any width, at almost no cost, so that ReLU
+        (0 for about half the draws) gets its true value. The point pins the
+        fit at small widths, and the authors' NEAR library adds the same kind
+        of point.
     workers : int, optional
         Number of widths scored at the same time, each in its own thread on
         one torch thread. Default: the number of CPU cores this process may
@@ -493,8 +493,8 @@ def estimate_layer_sizes(
     Returns
     -------
     SizingResult
-        ``result.widths`` is the list of widths; ``result.to_dict()`` holds the
-        sweeps, fits and settings for a report.
+        ``result.widths`` is the list of widths, and ``result.to_dict()``
+        contains the sweeps, fits and settings for a report.
 
     Examples
     --------

@@ -130,8 +130,8 @@ def test_damaged_cache_is_recomputed(structure_file, tmp_path, caplog, damage):
         cached.write_bytes(cached.read_bytes()[:200])
     else:
         with np.load(cached) as archive:
-            kept = {key: archive[key] for key in archive.files if key != "numbers"}
-        np.savez(cached, **kept)
+            remaining = {key: archive[key] for key in archive.files if key != "numbers"}
+        np.savez(cached, **remaining)
 
     with caplog.at_level(logging.WARNING, logger="layersize.data"):
         again = load_atomic_features(structure_file, cache_dir=cache)

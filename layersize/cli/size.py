@@ -185,10 +185,11 @@ def main(data_path, file_format, label_column, layers, widths, repetitions, targ
     For a potential, reads the structures of --data and computes the 153 eeACSF
     descriptors of the S_N2 lMLP model for every atom (square-rooted and
     standardised). For an image file, each image is one row of pixels. Then sizes
-    the hidden layers greedily with the NEAR score: for each candidate width n,
-    the effective ranks of the n×n pre- and post-activation matrices, averaged
-    over repetitions; a power law α + β·x^γ fitted to score/width; and the width
-    where the fitted slope has fallen to --threshold of its value at width 1.
+    the hidden layers greedily with the NEAR score. For each candidate width n,
+    the effective ranks of the n×n pre- and post-activation matrices are
+    averaged over repetitions. A power law α + β·x^γ is fitted to score/width,
+    and the width is where the fitted slope has fallen to --threshold of its
+    value at width 1.
 
     Prints a table of the widths and writes sizes.json, one plot per layer and,
     for structure files, input.nn lines for n2p2/RuNNer into --out.
