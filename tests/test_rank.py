@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from layersize.rank import effective_rank, singular_values
+from layersize.rank import effective_rank, one_cpu_thread, singular_values
 
 METHODS = ["gram", "svd"]
 
@@ -141,3 +141,28 @@ def test_thread_count_is_restored(method):
 def test_empty_matrix_raises():
     with pytest.raises(ValueError, match="non-empty"):
         effective_rank(torch.zeros(0, 4))
+
+
+def test_blas_threads_limited_then_restored():
+    from threadpoolctl import ThreadpoolController
+
+    blas = ThreadpoolController().select(user_api="blas")
+    if not blas.lib_controllers:
+        pytest.skip("NumPy reports no BLAS library whose threads can be counted")
+    with blas.limit(limits=2):
+        with one_cpu_thread():
+            inside = {library.num_threads for library in blas.lib_controllers}
+        after = {library.num_threads for library in blas.lib_controllers}
+
+    assert inside == {1}
+    assert after == {2}
+
+
+def test_tall_matrix_uses_smaller_gram():
+    generator = torch.Generator().manual_seed(3)
+    tall = torch.randn(2, 40, 6, dtype=torch.float64, generator=generator)
+    sigma = singular_values(tall, "gram")
+
+    assert sigma.shape == (2, 6)
+    assert torch.allclose(sigma.flip(-1), torch.linalg.svdvals(tall), atol=1e-10)
+    assert torch.allclose(singular_values(tall.mT, "gram"), sigma)
