@@ -239,21 +239,57 @@ def validate_widths(widths: Sequence[int], n_samples: int) -> tuple[int, ...]:
     return tuple(grid)
 
 
-def _score_width(
+# A width whose repetitions together cost more than PIECE_WORK, counted as n³
+# per repetition of width n (the order of the eigen-solver's work), is split
+# into pieces that worker threads score side by side. Without the split, one
+# thread scored the 5 repetitions of width 1280 of an MNIST sweep while the
+# other sat idle after the narrow widths. The pieces depend only on the width
+# and the repetitions, never on the number of workers, so neither do the scores.
+PIECE_WORK = 2**30
+
+
+def _pieces(width: int, repetitions: int) -> list[int]:
+    """Return the repetition counts of the pieces that one width is scored in."""
+    per_piece = max(1, PIECE_WORK // width**3)
+    return [min(per_piece, repetitions - start) for start in range(0, repetitions, per_piece)]
+
+
+def _concatenate(width: int, scores: Sequence[LayerScore]) -> LayerScore:
+    """Join the repetitions of several scores of the same width, in order."""
+    return LayerScore(
+        width=width,
+        totals=np.concatenate([score.totals for score in scores]),
+        pre_activation=np.concatenate([score.pre_activation for score in scores]),
+        post_activation=np.concatenate([score.post_activation for score in scores]),
+    )
+
+
+def _score_piece(
+    features: torch.Tensor,
+    fixed_widths: Sequence[int],
+    width: int,
+    layer: int,
+    piece: int,
+    repetitions: int,
+    seed: int,
+    **options,
+) -> LayerScore:
+    """Score one piece of a width: the first is seeded by (seed, layer, width), piece k > 0 by (seed, layer, width, k)."""
+    keys = (layer, width) if piece == 0 else (layer, width, piece)
+    return layer_score(features, fixed_widths, width, repetitions, seed=seed_for(seed, *keys), **options)
+
+
+def _score_until(
     features: torch.Tensor,
     fixed_widths: Sequence[int],
     width: int,
     layer: int,
     repetitions: int,
-    target_stderr: float | None,
+    target_stderr: float,
     seed: int,
     **options,
 ) -> LayerScore:
-    """Score one width, stopping early once the relative standard error reaches the target."""
-    if target_stderr is None:
-        return layer_score(
-            features, fixed_widths, width, repetitions, seed=seed_for(seed, layer, width), **options
-        )
+    """Score one width in chunks until the relative standard error reaches the target."""
     chunks: list[LayerScore] = []
     done = 0
     while done < repetitions:
@@ -268,12 +304,7 @@ def _score_width(
         totals = np.concatenate([chunk.totals for chunk in chunks])
         if totals.size >= 2 and totals.std(ddof=1) / math.sqrt(totals.size) / width <= target_stderr:
             break
-    return LayerScore(
-        width=width,
-        totals=np.concatenate([chunk.totals for chunk in chunks]),
-        pre_activation=np.concatenate([chunk.pre_activation for chunk in chunks]),
-        post_activation=np.concatenate([chunk.post_activation for chunk in chunks]),
-    )
+    return _concatenate(width, chunks)
 
 
 def estimate_layer_size(
@@ -329,9 +360,10 @@ def estimate_layer_size(
         fit at small widths, and the authors' NEAR library adds the same kind
         of point.
     workers : int, optional
-        Number of widths scored at the same time, each in its own thread on
-        one torch thread. Default: the number of CPU cores this process may
-        use. The result does not depend on it.
+        Number of worker threads, each running torch and NumPy on one thread.
+        They score widths side by side, and split a wide width's repetitions
+        into pieces (see ``PIECE_WORK``). Default: the number of CPU cores this
+        process may use. The result does not depend on it.
 
     Returns
     -------
@@ -363,26 +395,46 @@ def estimate_layer_size(
         raise ValueError(f"target_stderr must be positive, got {target_stderr}.")
     layer = len(fixed_widths) + 1
 
+    options = dict(activation=activation, init=init, method=method)
+    # One task per piece of a width, or per width when repetitions are added
+    # until the target error. The costliest tasks go first, so that the last
+    # ones to finish are short and no thread waits long for another.
+    if target_stderr is None:
+        tasks = [
+            (width, piece, size)
+            for width in grid
+            for piece, size in enumerate(_pieces(width, repetitions))
+        ]
+    else:
+        tasks = [(width, 0, repetitions) for width in grid]
+    tasks.sort(key=lambda task: task[0] ** 3 * task[2], reverse=True)
+    remaining = {width: sum(1 for task in tasks if task[0] == width) for width in grid}
+    n_workers = _resolve_workers(workers, len(tasks))
+
     own_bar = progress is True
     bar = tqdm(total=len(grid), desc=f"layer {layer}", unit="width") if own_bar else progress
-    n_workers = _resolve_workers(workers, len(grid))
 
-    def score(width: int) -> LayerScore:
-        return _score_width(
-            rows, fixed_widths, width, layer, repetitions, target_stderr, seed,
-            activation=activation, init=init, method=method,
-        )
+    def run(width: int, piece: int, size: int) -> LayerScore:
+        if target_stderr is not None:
+            return _score_until(rows, fixed_widths, width, layer, size, target_stderr, seed, **options)
+        return _score_piece(rows, fixed_widths, width, layer, piece, size, seed, **options)
 
+    pieces: dict[int, dict[int, LayerScore]] = {width: {} for width in grid}
     scores: dict[int, LayerScore] = {}
     try:
-        # Each width draws from its own seeded generator, so the scores do not
+        # Each piece draws from its own seeded generator, so the scores do not
         # depend on which thread runs them or in what order. Every thread runs
-        # torch on one intra-op thread, set here once for all of them.
+        # torch and NumPy on one thread, set here once for all of them.
         with one_cpu_thread(), ThreadPoolExecutor(max_workers=n_workers) as pool:
-            futures = {pool.submit(score, width): width for width in grid}
+            futures = {pool.submit(run, *task): task for task in tasks}
             for future in as_completed(futures):
-                result = future.result()
-                scores[futures[future]] = result
+                width, piece, _ = futures[future]
+                pieces[width][piece] = future.result()
+                remaining[width] -= 1
+                if remaining[width]:
+                    continue
+                result = _concatenate(width, [pieces[width][k] for k in sorted(pieces[width])])
+                scores[width] = result
                 logger.info(
                     "layer %d width %d: score %.3f ± %.3f over %d repetitions",
                     layer, result.width, result.mean, result.stderr, result.repetitions,
@@ -398,10 +450,7 @@ def estimate_layer_size(
     y = np.array([point.relative_mean for point in points])
     anchor_score = None
     if anchor:
-        width_one = _score_width(
-            rows, fixed_widths, 1, layer, repetitions, None, seed,
-            activation=activation, init=init, method=method,
-        )
+        width_one = _score_piece(rows, fixed_widths, 1, layer, 0, repetitions, seed, **options)
         anchor_score = width_one.mean
     try:
         fit = fit_power_law(
@@ -434,7 +483,7 @@ def estimate_layer_size(
 
 
 def _resolve_workers(workers: int | None, n_tasks: int) -> int:
-    """Return how many widths to score at once: ``workers``, else the usable cores."""
+    """Return how many worker threads to start: ``workers``, else the usable cores."""
     if workers is None:
         try:
             workers = len(os.sched_getaffinity(0))

@@ -7,6 +7,8 @@ import pytest
 
 from layersize.fit import FitError, PoorFitWarning, fit_power_law
 from layersize.sizing import (
+    PIECE_WORK,
+    _pieces,
     _warn_if_anchor_decides,
     estimate_layer_size,
     estimate_layer_sizes,
@@ -203,3 +205,46 @@ def test_thread_count_restored_after_threaded_sweep(rows):
 def test_invalid_workers_raise(rows, workers):
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         estimate_layer_size(rows, widths=(4, 8, 16, 32), repetitions=4, workers=workers)
+
+
+@pytest.mark.parametrize("width, repetitions", [(4, 400), (600, 5), (1280, 5), (640, 20), (1024, 3)])
+def test_pieces_cover_repetitions(width, repetitions):
+    sizes = _pieces(width, repetitions)
+
+    assert sum(sizes) == repetitions
+    assert all(size >= 1 for size in sizes)
+    # Every piece but the last is full, and no piece of several repetitions exceeds the limit.
+    assert len(set(sizes[:-1])) <= 1
+    assert sizes[-1] <= sizes[0]
+    assert all(size == 1 or width**3 * size <= PIECE_WORK for size in sizes)
+
+
+@pytest.mark.filterwarnings("ignore::layersize.fit.PoorFitWarning")
+def test_split_widths_ignore_worker_count(rows, monkeypatch):
+    # A small piece limit splits these narrow widths as 1280 is split on MNIST.
+    monkeypatch.setattr("layersize.sizing.PIECE_WORK", 16**3 * 3)
+    assert _pieces(32, 10) == [1] * 10
+    runs = {
+        workers: estimate_layer_size(rows, widths=(4, 8, 16, 32), repetitions=10, seed=2,
+                                     threshold=0.05, allow_extrapolation=True, workers=workers)
+        for workers in (1, 2, 3)
+    }
+
+    for workers in (2, 3):
+        assert runs[workers].points == runs[1].points
+        assert runs[workers].fit == runs[1].fit
+    assert all(point.repetitions == 10 for point in runs[1].points)
+
+
+@pytest.mark.filterwarnings("ignore::layersize.fit.PoorFitWarning")
+def test_unsplit_widths_keep_their_draws(rows, monkeypatch):
+    whole = estimate_layer_size(rows, widths=(4, 8, 16, 32), repetitions=6, seed=4,
+                                threshold=0.05, allow_extrapolation=True)
+    monkeypatch.setattr("layersize.sizing.PIECE_WORK", 32**3 * 2)
+    split = estimate_layer_size(rows, widths=(4, 8, 16, 32), repetitions=6, seed=4,
+                                threshold=0.05, allow_extrapolation=True)
+
+    # Widths up to 16 fit in one piece and keep their draws; 32 is split into 3
+    # pieces of 2 repetitions with draws of their own.
+    assert split.points[:3] == whole.points[:3]
+    assert split.points[3] != whole.points[3]
