@@ -7,8 +7,9 @@ threshold t = 0.01. That library scores only the SiLU output of the hidden
 layer and adds the point (1, 1) to the fit. Its example took 11.4 s on a 2-core
 machine of the kind used here and estimated 92.7.
 
-For each seed this script runs layersize's layer scores once (pre- and
-post-activation ranks of every repetition) and reads two estimates off them:
+For each seed this script runs layersize's width sweep once, as near-size does
+(``estimate_layer_size``, with --workers threads), which keeps the pre- and
+post-activation ranks of every width, and reads two estimates off them:
 
 * ``authors' reading``: post-activation ranks only, with the point (1, 1),
   which is what the authors' library computes;
@@ -17,7 +18,7 @@ post-activation ranks of every repetition) and reads two estimates off them:
 
 Run from the repository root (the MNIST-5k file comes from ../shared/data)::
 
-    python benchmarks/mnist_protocol.py --seeds 5
+    python benchmarks/mnist_protocol.py --seeds 5 --workers 2
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+import warnings
+
 import torch
 
 from layersize.fit import FitError, fit_power_law
 from layersize.images import load_images
-from layersize.layer_score import layer_score
+from layersize.sizing import estimate_layer_size
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist_5k.csv.gz"
 WIDTHS = [10 * 2**i for i in range(8)]
@@ -43,23 +45,27 @@ AUTHORS_SECONDS = 11.4
 AUTHORS_ESTIMATE = 92.7
 
 
-def run_protocol(features: np.ndarray, seed: int) -> tuple[float, list]:
-    """Score every width once and return the wall time and the layer scores."""
+def run_protocol(features, seed: int, workers: int) -> tuple[float, list]:
+    """Sweep the widths once and return the wall time and the points of the sweep."""
     started = time.perf_counter()
-    scores = [
-        layer_score(features, (), width, repetitions=5, activation="silu", init="pytorch", seed=seed)
-        for width in WIDTHS
-    ]
-    return time.perf_counter() - started, scores
+    with warnings.catch_warnings():
+        # The fit of these scores rests mainly on the width-1 point. near-size
+        # warns about that, and docs/benchmarks.md explains why.
+        warnings.simplefilter("ignore")
+        result = estimate_layer_size(
+            features, widths=WIDTHS, repetitions=5, activation="silu", init="pytorch",
+            threshold=0.01, seed=seed, workers=workers,
+        )
+    return time.perf_counter() - started, list(result.points)
 
 
-def estimate(scores: list, part: str) -> tuple[float, float]:
-    """Return the width x* and its standard error for one reading of the scores."""
+def estimate(points: list, part: str) -> tuple[float, float]:
+    """Return the width x* and its standard error for one reading of the points."""
     if part == "post":
-        relative = [score.post_activation.mean() / score.width for score in scores]
+        relative = [point.post_activation / point.width for point in points]
         anchor = 1.0
     else:
-        relative = [score.mean / score.width for score in scores]
+        relative = [point.relative_mean for point in points]
         anchor = 2.0
     fit = fit_power_law(WIDTHS, relative, threshold=0.01, anchor=(1.0, anchor))
     return fit.width, fit.width_stderr
@@ -69,26 +75,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="MNIST-5k CSV file")
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (runs)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker threads of the sweep (default: usable cores)")
     args = parser.parse_args()
     if not args.data.is_file():
         print(f"{args.data} not found; pass the MNIST-5k CSV with --data.", file=sys.stderr)
         return 1
 
     features = load_images(args.data).features
-    run_protocol(features, seed=-1 % 2**31)  # warm-up: first calls load kernels
+    run_protocol(features, seed=-1 % 2**31, workers=args.workers)  # warm-up: first calls load kernels
 
     seconds, readings = [], {"post": [], "both": []}
     for seed in range(args.seeds):
-        elapsed, scores = run_protocol(features, seed)
+        elapsed, points = run_protocol(features, seed, args.workers)
         seconds.append(elapsed)
         for part in readings:
             try:
-                readings[part].append(estimate(scores, part))
+                readings[part].append(estimate(points, part))
             except FitError as error:
                 print(f"seed {seed}, {part}: {error}", file=sys.stderr)
 
     median = statistics.median(seconds)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+          f"workers {args.workers or 'default'}, "
           f"python {platform.python_version()}; data {args.data.name}, {features.shape[0]} images")
     print(f"protocol time: median {median:.2f} s over {len(seconds)} runs "
           f"({' '.join(f'{value:.2f}' for value in seconds)}); "

@@ -7,7 +7,8 @@ Three measurements, each repeated ``--runs`` times and reported as a median:
 2. ``warm``: the same command with the descriptor cache filled.
 3. In one process with the descriptors loaded: the sweep of all layers
    (``estimate_layer_sizes``), and the time spent inside
-   ``torch.linalg.eigvalsh`` during that sweep. The eigen-solver calls are the
+   ``numpy.linalg.eigvalsh``, the eigen-solver of the effective ranks on the
+   CPU, during that sweep. The eigen-solver calls are the
    floor: every repetition needs one eigen-decomposition per matrix, whatever
    the code around it does. The sweep is timed with one worker thread and with
    two. With two, the floor is half the eigen-solver time summed over both
@@ -34,6 +35,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -67,7 +69,7 @@ def time_sweep(runs: int, layers: int, repetitions: int, workers: int) -> tuple[
     from layersize import estimate_layer_sizes, load_atomic_features
 
     features = load_atomic_features(DATA).features
-    original = torch.linalg.eigvalsh
+    original = np.linalg.eigvalsh
     spent = [0.0]
     lock = threading.Lock()
 
@@ -80,7 +82,7 @@ def time_sweep(runs: int, layers: int, repetitions: int, workers: int) -> tuple[
                 spent[0] += time.perf_counter() - started
 
     sweeps, floors = [], []
-    torch.linalg.eigvalsh = timed_eigvalsh
+    np.linalg.eigvalsh = timed_eigvalsh
     try:
         for _ in range(runs):
             spent[0] = 0.0
@@ -90,7 +92,7 @@ def time_sweep(runs: int, layers: int, repetitions: int, workers: int) -> tuple[
             sweeps.append(time.perf_counter() - started)
             floors.append(spent[0])
     finally:
-        torch.linalg.eigvalsh = original
+        np.linalg.eigvalsh = original
     return sweeps, floors
 
 

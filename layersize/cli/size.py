@@ -137,8 +137,9 @@ CHECK_OPTIONS = (
 @click.option("--allow-extrapolation", is_flag=True,
               help="Report a width outside the swept range instead of stopping with an error.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Widths scored at the same time, each in its own thread on one torch "
-                   "thread. The result does not depend on it. Default: the usable CPU cores.")
+              help="Worker threads of the width sweep, each running torch and NumPy on one "
+                   "thread. Wide widths are split into pieces that all workers share. The "
+                   "result does not depend on it. Default: the usable CPU cores.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show progress bars on stderr.")
 @click.option("--check", is_flag=True,
