@@ -18,24 +18,70 @@ from typing import Literal
 
 import numpy as np
 import torch
-from threadpoolctl import ThreadpoolController
+from threadpoolctl import OpenBLASController, ThreadpoolController
 
 __all__ = ["effective_rank", "one_cpu_thread", "singular_values"]
 
 Method = Literal["gram", "svd"]
 
 
-_blas_lock = threading.Lock()
 _blas_controller: ThreadpoolController | None = None
+
+# one_cpu_thread may be entered from several Python threads at once (the
+# worker threads of a width sweep, or a caller's own threads). The first to
+# enter sets both thread counts to one and the last to leave restores them, so
+# that overlapping calls cannot restore each other's limit too early or leave
+# it behind.
+_limit_lock = threading.Lock()
+_limit_holders = 0
+_saved_torch_threads = 1
+_blas_limiter = None
 
 
 def _blas_libraries() -> ThreadpoolController:
     """Return a controller of the BLAS libraries loaded in this process, made once."""
     global _blas_controller
-    with _blas_lock:
-        if _blas_controller is None:
-            _blas_controller = ThreadpoolController().select(user_api="blas")
-        return _blas_controller
+    if _blas_controller is None:
+        _blas_controller = ThreadpoolController().select(user_api="blas")
+    return _blas_controller
+
+
+def _release_blas_control() -> None:
+    """Let the next thread change OpenBLAS's thread count.
+
+    threadpoolctl 3.8 and newer accept OpenBLAS thread counts only from the
+    thread that set one first. The first and the last holder of the limit can
+    be different threads, so the lock holder clears that mark around each change.
+    """
+    clear = getattr(OpenBLASController, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+
+
+def _enter_one_thread() -> None:
+    global _limit_holders, _saved_torch_threads, _blas_limiter
+    with _limit_lock:
+        if _limit_holders == 0:
+            _saved_torch_threads = torch.get_num_threads()
+            if _saved_torch_threads != 1:
+                torch.set_num_threads(1)
+            _release_blas_control()
+            _blas_limiter = _blas_libraries().limit(limits=1)
+            _release_blas_control()
+        _limit_holders += 1
+
+
+def _leave_one_thread() -> None:
+    global _limit_holders, _blas_limiter
+    with _limit_lock:
+        _limit_holders -= 1
+        if _limit_holders == 0:
+            _release_blas_control()
+            _blas_limiter.restore_original_limits()
+            _blas_limiter = None
+            _release_blas_control()
+            if torch.get_num_threads() != _saved_torch_threads:
+                torch.set_num_threads(_saved_torch_threads)
 
 
 @contextmanager
@@ -50,22 +96,20 @@ def one_cpu_thread(device: torch.device | str = "cpu") -> Iterator[None]:
     forms the Gram matrices and solves their eigenvalue problems on the CPU.
     Work on another device runs unchanged.
 
+    Calls that overlap in several Python threads share one limit: the counts
+    are restored when the last of them ends.
+
     NOTE: both thread counts are process-wide, so torch and NumPy work started
     from another Python thread meanwhile also runs on one thread.
     """
     if torch.device(device).type != "cpu":
         yield
         return
-    previous = torch.get_num_threads()
-    with _blas_libraries().limit(limits=1):
-        if previous == 1:
-            yield
-            return
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
+    _enter_one_thread()
+    try:
+        yield
+    finally:
+        _leave_one_thread()
 
 
 def _as_float_tensor(matrices) -> torch.Tensor:
@@ -114,7 +158,7 @@ def singular_values(matrices, method: Method = "gram") -> torch.Tensor:
     """
     if method not in ("gram", "svd"):
         raise ValueError(f"method must be 'gram' or 'svd', got {method!r}.")
-    tensor = _as_float_tensor(matrices)
+    tensor = _as_float_tensor(matrices).detach()
     if tensor.numel() == 0:
         raise ValueError(f"effective_rank needs non-empty matrices, got shape {tuple(tensor.shape)}.")
 
@@ -140,14 +184,14 @@ def singular_values(matrices, method: Method = "gram") -> torch.Tensor:
     # Gram matrix is formed in float64.
     scale = scale.to(torch.float64)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    scaled = tensor.detach().to(torch.float64) / scale
+    scaled = tensor.to(torch.float64) / scale
     if scaled.shape[-2] > scaled.shape[-1]:
         scaled = scaled.mT
     if scaled.device.type == "cpu":
         # NumPy forms A·Aᵀ with the symmetric rank-k update of its BLAS, which
         # is half the work of a general product. With its eigen-solver, this
         # route took 1.6× less time than torch's for one 1280 × 1280 matrix,
-        # and no more for sizes 1 to 640 (docs/benchmarks.md).
+        # and no more for batches of sizes 16 to 256 (docs/benchmarks.md).
         rows = scaled.numpy()
         with one_cpu_thread():
             eigenvalues = torch.from_numpy(np.linalg.eigvalsh(rows @ rows.swapaxes(-1, -2)))

@@ -166,3 +166,57 @@ def test_tall_matrix_uses_smaller_gram():
     assert sigma.shape == (2, 6)
     assert torch.allclose(sigma.flip(-1), torch.linalg.svdvals(tall), atol=1e-10)
     assert torch.allclose(singular_values(tall.mT, "gram"), sigma)
+
+
+def _blas_thread_counts():
+    from threadpoolctl import ThreadpoolController
+
+    return {library.num_threads for library in ThreadpoolController().select(user_api="blas").lib_controllers}
+
+
+def test_overlapping_limits_restore_counts_once():
+    import threading
+
+    if not _blas_thread_counts():
+        pytest.skip("NumPy reports no BLAS library whose threads can be counted")
+    first_inside, second_inside, first_left = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with one_cpu_thread():
+            first_inside.set()
+            second_inside.wait(10)
+        first_left.set()
+
+    def second():
+        first_inside.wait(10)
+        with one_cpu_thread():
+            second_inside.set()
+            first_left.wait(10)
+            # The first holder has left, and this one still runs on one thread.
+            seen["torch"] = torch.get_num_threads()
+            seen["blas"] = _blas_thread_counts()
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        before = _blas_thread_counts()
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        after_torch, after_blas = torch.get_num_threads(), _blas_thread_counts()
+    finally:
+        torch.set_num_threads(previous)
+
+    assert seen == {"torch": 1, "blas": {1}}
+    assert after_torch == 2
+    assert after_blas == before
+
+
+def test_tensor_that_requires_grad_is_accepted():
+    matrix = torch.eye(4, dtype=torch.float64, requires_grad=True)
+
+    assert float(effective_rank(matrix)) == pytest.approx(4.0)
+    assert float(effective_rank(matrix, method="svd")) == pytest.approx(4.0)
