@@ -362,8 +362,9 @@ def estimate_layer_size(
     workers : int, optional
         Number of worker threads, each running torch and NumPy on one thread.
         They score widths side by side, and split a wide width's repetitions
-        into pieces (see ``PIECE_WORK``). Default: the number of CPU cores this
-        process may use. The result does not depend on it.
+        into pieces (see ``PIECE_WORK``) unless ``target_stderr`` is set.
+        Default: the number of CPU cores this process may use. The result does
+        not depend on it.
 
     Returns
     -------
@@ -429,7 +430,12 @@ def estimate_layer_size(
             futures = {pool.submit(run, *task): task for task in tasks}
             for future in as_completed(futures):
                 width, piece, _ = futures[future]
-                pieces[width][piece] = future.result()
+                try:
+                    pieces[width][piece] = future.result()
+                except BaseException:
+                    # The sweep cannot finish, so the tasks not yet started are dropped.
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
                 remaining[width] -= 1
                 if remaining[width]:
                     continue

@@ -248,3 +248,21 @@ def test_unsplit_widths_keep_their_draws(rows, monkeypatch):
     # pieces of 2 repetitions with draws of their own.
     assert split.points[:3] == whole.points[:3]
     assert split.points[3] != whole.points[3]
+
+
+def test_failed_piece_cancels_waiting_tasks(rows, monkeypatch):
+    import layersize.sizing as sizing
+
+    calls = []
+
+    def failing_score(*arguments, **options):
+        calls.append(arguments[2])
+        raise RuntimeError("scoring failed")
+
+    monkeypatch.setattr(sizing, "PIECE_WORK", 1)
+    monkeypatch.setattr(sizing, "layer_score", failing_score)
+    with pytest.raises(RuntimeError, match="scoring failed"):
+        estimate_layer_size(rows, widths=(4, 8, 16, 32), repetitions=10, workers=1)
+
+    # 40 one-repetition pieces were queued; the worker started at most one more after the failure.
+    assert len(calls) <= 2

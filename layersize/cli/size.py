@@ -138,8 +138,9 @@ CHECK_OPTIONS = (
               help="Report a width outside the swept range instead of stopping with an error.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker threads of the width sweep, each running torch and NumPy on one "
-                   "thread. Wide widths are split into pieces that all workers share. The "
-                   "result does not depend on it. Default: the usable CPU cores.")
+                   "thread. Wide widths are split into pieces that all workers share, except "
+                   "with --target-stderr. The result does not depend on it. Default: the "
+                   "usable CPU cores.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show progress bars on stderr.")
 @click.option("--check", is_flag=True,
