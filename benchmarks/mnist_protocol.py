@@ -54,7 +54,7 @@ def run_protocol(features, seed: int, workers: int) -> tuple[float, list]:
         warnings.simplefilter("ignore")
         result = estimate_layer_size(
             features, widths=WIDTHS, repetitions=5, activation="silu", init="pytorch",
-            threshold=0.01, seed=seed, workers=workers,
+            threshold=0.01, seed=seed, workers=workers, allow_extrapolation=True,
         )
     return time.perf_counter() - started, list(result.points)
 
