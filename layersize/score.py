@@ -453,6 +453,8 @@ class _RankAccumulator:
         self.ranks: dict[str, list[tuple[int, float]]] = {}
         self.shapes: dict[str, tuple[int, int]] = {}
         self.complete: dict[str, bool] = {}
+        # Blocks whose rows are all the same non-zero row, counted per layer.
+        self.constant_blocks: dict[str, int] = {}
         self.pending_bytes = 0
 
     def add(self, name: str, repetition: int, block: torch.Tensor) -> None:
@@ -477,8 +479,11 @@ class _RankAccumulator:
         for group in by_shape.values():
             stack = torch.stack([block for _, _, block in group])
             values = effective_rank(stack, method=self.method).cpu().tolist()
-            for (name, repetition, _), value in zip(group, values):
+            constant = ((stack == stack[:, :1]).all(dim=(1, 2)) & (stack != 0).any(dim=(1, 2))).tolist()
+            for (name, repetition, _), value, same_rows in zip(group, values, constant):
                 self.ranks[name].append((repetition, value))
+                if same_rows:
+                    self.constant_blocks[name] = self.constant_blocks.get(name, 0) + 1
         self.pending = {}
         self.pending_bytes = 0
 
@@ -730,6 +735,14 @@ def _collect(
         if len(entries) < repetitions:
             notes.append(f"{name!r} ran in {len(entries)} of {repetitions} repetitions.")
         rows, width = accumulator.shapes[name]
+        n_constant = accumulator.constant_blocks.get(name, 0)
+        if rows > 1 and entries and 2 * n_constant >= len(entries):
+            notes.append(
+                f"{name!r}: in {n_constant} of {len(entries)} repetitions all rows of the "
+                f"square block were equal, so its effective rank was 1. A block starts at the "
+                f"first position of a feature map, which is constant where the inputs are "
+                f"(blank image borders, say), so this layer's rank says little about the network."
+            )
         layers.append(
             LayerRank(
                 name=name,

@@ -330,3 +330,19 @@ def test_trace_false_captures_modules_only():
     untraced = near_score(small_cnn(), images, repetitions=2, seed=1, trace=False)
     assert traced.capture == "fx"
     assert np.array_equal(traced.totals, untraced.totals)
+
+
+def test_constant_feature_map_corner_gets_a_note():
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(40, 1, 12, 12, generator=generator)
+    blank_top = images.clone()
+    blank_top[:, :, :4] = 0.0  # the first rows of every image are blank, as on digit borders
+    model = nn.Sequential(nn.Conv2d(1, 6, 3), nn.Tanh(), nn.Flatten(), nn.Linear(6 * 10 * 10, 5))
+
+    blank = near_score(model, blank_top, repetitions=3, seed=0)
+    textured = near_score(model, images, repetitions=3, seed=0)
+
+    conv = next(layer for layer in blank.layers if layer.name == "0")
+    assert np.allclose(conv.ranks, 1.0)
+    assert any(note.startswith("'0': in 3 of 3 repetitions all rows") for note in blank.notes)
+    assert not any("all rows of the square block were equal" in note for note in textured.notes)
