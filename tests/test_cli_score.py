@@ -151,3 +151,47 @@ def test_cli_image_csv_through_load_images(workspace):
     )
     assert result.exit_code == 0, result.output
     assert "NEAR score" in result.output
+
+
+def test_cli_format_reads_csv_with_other_name(workspace):
+    folder, module = workspace
+    rng = np.random.default_rng(3)
+    header = "label," + ",".join(f"p{index}" for index in range(16))
+    rows = [",".join([str(index % 3), *map(str, rng.integers(0, 256, 16))]) for index in range(30)]
+    (folder / "digits.txt").write_text(header + "\n" + "\n".join(rows) + "\n")
+    arguments = ("--model", f"{module}:cnn", "--data", "digits.txt", "--input-shape", "1,4,4",
+                 "--repetitions", "2")
+
+    unnamed = _run(*arguments)
+    named = _run(*arguments, "--format", "csv")
+
+    assert unnamed.exit_code == 2
+    assert "--format" in unnamed.output
+    assert named.exit_code == 0, named.output
+    assert "NEAR score" in named.output
+
+
+def test_cli_json_below_a_file_fails_before_scoring(workspace):
+    folder, module = workspace
+    (folder / "afile").write_text("keep me\n")
+
+    result = _run("--model", f"{module}:mlp", "--data", "inputs.npy", "--repetitions", "2",
+                  "--json", "afile/score.json")
+
+    assert result.exit_code == 2
+    assert "is a file" in result.output
+    assert "NEAR score" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert (folder / "afile").read_text() == "keep me\n"
+
+
+def test_cli_integer_pixels_become_float_values(workspace):
+    folder, module = workspace
+    pixels = np.random.default_rng(4).integers(0, 256, size=(30, 1, 4, 4), dtype=np.uint8)
+    np.save(folder / "pixels.npy", pixels)
+
+    result = _run("--model", f"{module}:cnn", "--data", "pixels.npy", "--repetitions", "2",
+                  "--json", "pixels.json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads((folder / "pixels.json").read_text())["repetitions"] == 2

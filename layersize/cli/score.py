@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import os
 import sys
@@ -14,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from layersize.atomic import write_atomic
+from layersize.atomic import write_json
 from layersize.capture import SELECT_NAMES
 from layersize.cli.common import configure_logging, seed_option, verbosity_options
 from layersize.nets import INITIALIZATIONS
@@ -107,14 +106,16 @@ def _array_from_mapping(mapping, path: Path) -> np.ndarray | torch.Tensor:
     return mapping[keys[0]]
 
 
-def load_inputs(path: Path) -> torch.Tensor:
+def load_inputs(path: Path, image_format: str | None = None) -> torch.Tensor:
     """Read the samples to score with from a file.
 
     ``.npy`` contains one array. ``.npz`` gives the array under ``images``, ``X`` or
     ``inputs``, or else its first array. ``.pt``/``.pth`` contains a tensor or a
-    dict with one of those keys. The values are kept as stored. Any other file is read
-    as images by :func:`layersize.images.load_images` (IDX, CSV), which returns
-    one flattened image per row, scaled to [0, 1].
+    dict with one of those keys. The values are kept as stored, and integer arrays
+    become float32 with the same values. Any other file, or
+    any file when ``image_format`` ("idx" or "csv") is given, is read as images by
+    :func:`layersize.images.load_images`, which returns one flattened image per
+    row, scaled to [0, 1].
 
     Raises
     ------
@@ -122,7 +123,11 @@ def load_inputs(path: Path) -> torch.Tensor:
         If the file cannot be read or contains no numeric array.
     """
     suffix = path.suffix.lower()
-    if suffix == ".npy":
+    if image_format is not None:
+        from layersize.images import load_images
+
+        data = load_images(path, image_format).features
+    elif suffix == ".npy":
         data = np.load(path, allow_pickle=False)
     elif suffix == ".npz":
         with np.load(path, allow_pickle=False) as archive:
@@ -147,7 +152,23 @@ def load_inputs(path: Path) -> torch.Tensor:
             f"{path} contains an array of dtype {tensor.dtype} and shape {tuple(tensor.shape)}, "
             f"but a numeric array of samples with shape (N, ...) is needed."
         )
+    if not tensor.is_floating_point():
+        # Models take float inputs; the values themselves are kept (uint8 pixels stay 0-255).
+        tensor = tensor.to(torch.float32)
     return tensor
+
+
+def _check_output_folder(path: Path) -> None:
+    """Raise a usage error, before any scoring, when a folder above ``path`` is a file."""
+    for folder in path.absolute().parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise click.BadParameter(
+                    f"{folder} is a file, so {path} cannot be written. Choose a path "
+                    f"whose folders are folders.",
+                    param_hint="--json",
+                )
+            return
 
 
 def _parse_shape(text: str | None) -> tuple[int, ...] | None:
@@ -175,7 +196,14 @@ def _parse_shape(text: str | None) -> tuple[int, ...] | None:
     "--data", "data_path", required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Samples to draw from: .npy, .npz (key images, X or inputs, else the first array), "
-         ".pt (a tensor), or an image file that layersize.images reads (IDX, CSV).",
+         ".pt (a tensor), or an image file that layersize.images reads (IDX, CSV). Values of "
+         ".npy, .npz and .pt files are used as stored, integers as float32; image files are "
+         "scaled to [0, 1].",
+)
+@click.option(
+    "--format", "image_format", type=click.Choice(["idx", "csv"]), default=None,
+    help="Read --data as images of this format, whatever its name. Default: chosen from "
+         "the file name.",
 )
 @click.option(
     "--input-shape", default=None, metavar="SIZES",
@@ -205,6 +233,7 @@ def _parse_shape(text: str | None) -> tuple[int, ...] | None:
 def main(
     model_spec: str,
     data_path: Path,
+    image_format: str | None,
     input_shape: str | None,
     repetitions: int,
     seed: int,
@@ -230,9 +259,11 @@ def main(
         except RuntimeError as error:
             raise click.BadParameter(f"{device!r} is not a torch device: {error}", param_hint="--device") from error
 
+    if json_path is not None:
+        _check_output_folder(json_path)
     model = load_factory(model_spec)
     try:
-        inputs = load_inputs(data_path)
+        inputs = load_inputs(data_path, image_format)
     except (ValueError, OSError, RuntimeError) as error:
         raise click.BadParameter(f"Reading {data_path} failed: {error}", param_hint="--data") from error
     if shape is not None:
@@ -267,7 +298,13 @@ def main(
     click.echo(result.format_table())
     if json_path is not None:
         document = {"model": model_spec, "data": str(data_path), **result.to_dict()}
-        write_atomic(json_path, json.dumps(document, indent=2) + "\n")
+        try:
+            write_json(json_path, document)
+        except OSError as error:
+            raise click.ClickException(
+                f"Writing {json_path} failed: {error}. The score is printed above; choose a "
+                f"--json path in a folder you can write to."
+            ) from error
         logger.info("Wrote %s.", json_path)
 
 
