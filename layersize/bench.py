@@ -39,6 +39,7 @@ import math
 import os
 import time
 import uuid
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -104,8 +105,8 @@ def load_cifar_images(path: str | os.PathLike, normalise: str | None = "cifar10"
     Parameters
     ----------
     path : path-like
-        A NumPy archive with an ``images`` array of uint8 pixel values, shape
-        (N, H, W, 3) or (N, 3, H, W).
+        A NumPy archive (``.npz``) with an ``images`` array of uint8 pixel values,
+        shape (N, H, W, 3) or (N, 3, H, W), or a ``.npy`` file of that array.
     normalise : {"cifar10", "cifar100"} or None, default="cifar10"
         Subtract the data set's per-channel mean and divide by its standard
         deviation (:data:`IMAGE_NORMALISATIONS`). ``None`` only scales the
@@ -120,8 +121,9 @@ def load_cifar_images(path: str | os.PathLike, normalise: str | None = "cifar10"
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the archive has no ``images`` key, the array is not uint8, or its
-        shape is not (N, H, W, 3) or (N, 3, H, W) with N ≥ 1.
+        If the file is not a NumPy file, the archive has no ``images`` key, the
+        array is not uint8, or its shape is not (N, H, W, 3) or (N, 3, H, W)
+        with N ≥ 1.
     """
     if normalise is not None and normalise not in IMAGE_NORMALISATIONS:
         raise ValueError(
@@ -131,13 +133,25 @@ def load_cifar_images(path: str | os.PathLike, normalise: str | None = "cifar10"
     if not path.is_file():
         raise FileNotFoundError(f"Image archive not found: {path}.")
 
-    with np.load(path, allow_pickle=False) as archive:
-        if "images" not in archive.files:
-            raise ValueError(
-                f"{path} has no 'images' array (keys: {', '.join(archive.files) or 'none'}). "
-                f"Save the images under that key, for example np.savez(path, images=images)."
-            )
-        images = archive["images"]
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        # NumPy reports a file that is not a NumPy file as pickled data.
+        raise ValueError(
+            f"Reading {path} as a NumPy .npz or .npy file failed ({error}). Save the images "
+            f"with np.savez(path, images=images), images a uint8 array of shape "
+            f"(N, H, W, 3) or (N, 3, H, W)."
+        ) from error
+    if isinstance(loaded, np.ndarray):
+        images = loaded
+    else:
+        with loaded as archive:
+            if "images" not in archive.files:
+                raise ValueError(
+                    f"{path} has no 'images' array (keys: {', '.join(archive.files) or 'none'}). "
+                    f"Save the images under that key, for example np.savez(path, images=images)."
+                )
+            images = archive["images"]
 
     if images.dtype != np.uint8:
         raise ValueError(

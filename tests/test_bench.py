@@ -114,6 +114,24 @@ def test_load_images_rejects_bad_archives(tmp_path, arrays, message):
         load_cifar_images(tmp_path / "bad.npz")
 
 
+def test_load_images_reads_npy_array(tmp_path):
+    pixels = np.random.default_rng(1).integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", pixels)
+    np.savez(tmp_path / "images.npz", images=pixels)
+
+    torch.testing.assert_close(load_cifar_images(tmp_path / "images.npy"),
+                               load_cifar_images(tmp_path / "images.npz"))
+
+
+@pytest.mark.parametrize("content", [b"not an array\n", b"PK\x03\x04broken zip"])
+def test_load_images_names_file_that_is_not_numpy(tmp_path, content):
+    path = tmp_path / "notes.npz"
+    path.write_bytes(content)
+
+    with pytest.raises(ValueError, match=r"Reading .*notes\.npz as a NumPy \.npz or \.npy file failed"):
+        load_cifar_images(path)
+
+
 @pytest.mark.skipif(not CIFAR_SAMPLE.is_file(), reason=f"CIFAR-10 sample not found at {CIFAR_SAMPLE}")
 def test_load_real_cifar_sample():
     images = load_cifar_images(CIFAR_SAMPLE)

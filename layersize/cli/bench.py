@@ -39,7 +39,7 @@ def _format_interval(statistics: dict, name: str, interval: str) -> str:
               default=None, help="Score the architecture strings in this file, one per line.")
 @click.option("--images", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="NumPy .npz archive with uint8 'images' of shape (N, H, W, 3) or (N, 3, H, W), "
-                   "such as 32×32 CIFAR images.")
+                   "such as 32×32 CIFAR images, or a .npy file of that array.")
 @click.option("--normalise", type=click.Choice(["cifar10", "cifar100", "none"]), default="cifar10",
               show_default=True, help="Per-channel mean and std used to normalise the images.")
 @click.option("--accuracy", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
