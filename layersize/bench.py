@@ -133,25 +133,28 @@ def load_cifar_images(path: str | os.PathLike, normalise: str | None = "cifar10"
     if not path.is_file():
         raise FileNotFoundError(f"Image archive not found: {path}.")
 
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-        # NumPy reports a file that is not a NumPy file as pickled data.
-        raise ValueError(
-            f"Reading {path} as a NumPy .npz or .npy file failed ({error}). Save the images "
-            f"with np.savez(path, images=images), images a uint8 array of shape "
-            f"(N, H, W, 3) or (N, 3, H, W)."
-        ) from error
-    if isinstance(loaded, np.ndarray):
-        images = loaded
-    else:
-        with loaded as archive:
-            if "images" not in archive.files:
-                raise ValueError(
-                    f"{path} has no 'images' array (keys: {', '.join(archive.files) or 'none'}). "
-                    f"Save the images under that key, for example np.savez(path, images=images)."
-                )
-            images = archive["images"]
+    # The file is opened here, so that it is closed when NumPy fails to read it.
+    with open(path, "rb") as handle:
+        try:
+            loaded = np.load(handle, allow_pickle=False)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+            # NumPy reports a file that is not a NumPy file as pickled data.
+            raise ValueError(
+                f"Reading {path} as a NumPy .npz or .npy file failed ({error}). Save the "
+                f"images with np.savez(path, images=images), images a uint8 array of shape "
+                f"(N, H, W, 3) or (N, 3, H, W)."
+            ) from error
+        if isinstance(loaded, np.ndarray):
+            images = loaded
+        else:
+            with loaded as archive:
+                if "images" not in archive.files:
+                    raise ValueError(
+                        f"{path} has no 'images' array (keys: "
+                        f"{', '.join(archive.files) or 'none'}). Save the images under "
+                        f"that key, for example np.savez(path, images=images)."
+                    )
+                images = archive["images"]
 
     if images.dtype != np.uint8:
         raise ValueError(

@@ -260,10 +260,12 @@ def load_atomic_features(
     raw = None
     if cached is not None and cached.is_file():
         try:
-            with np.load(cached) as archive:
+            # Opened here, so that a damaged file is closed when NumPy fails to read it.
+            with open(cached, "rb") as handle, np.load(handle) as archive:
                 raw = {key: archive[key] for key in CACHE_KEYS}
             logger.info("Read descriptors of %s from the cache %s", source, cached)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+            # TypeError: a .npy array in place of the archive has no context manager.
             logger.warning("Ignoring unreadable descriptor cache %s: %s", cached, error)
             raw = None
     if raw is None:

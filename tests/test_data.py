@@ -121,13 +121,16 @@ def test_unreadable_cache_is_recomputed(structure_file, tmp_path, caplog):
     np.testing.assert_array_equal(again.features, expected.features)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "drop_key"])
+@pytest.mark.parametrize("damage", ["truncate", "drop_key", "plain_array"])
 def test_damaged_cache_is_recomputed(structure_file, tmp_path, caplog, damage):
     cache = tmp_path / "cache"
     expected = load_atomic_features(structure_file, cache_dir=cache)
     (cached,) = cache.glob("*.npz")
     if damage == "truncate":
         cached.write_bytes(cached.read_bytes()[:200])
+    elif damage == "plain_array":
+        with cached.open("wb") as handle:
+            np.save(handle, np.zeros(3))
     else:
         with np.load(cached) as archive:
             remaining = {key: archive[key] for key in archive.files if key != "numbers"}

@@ -26,6 +26,7 @@ def rows():
 WIDTHS = (4, 8, 12, 16, 24, 32, 48, 64)
 
 
+@pytest.mark.filterwarnings("ignore::layersize.fit.PoorFitWarning")
 def test_greedy_driver_fixes_earlier_layers(rows):
     result = estimate_layer_sizes(rows, n_layers=2, widths=WIDTHS, repetitions=24, seed=0,
                                   allow_extrapolation=True)
@@ -49,6 +50,7 @@ def test_same_seed_same_widths(rows):
     assert first.width == second.width
 
 
+@pytest.mark.filterwarnings("ignore::layersize.fit.PoorFitWarning")
 def test_width_scores_do_not_depend_on_grid(rows):
     full = estimate_layer_size(rows, widths=WIDTHS, repetitions=8, seed=1, allow_extrapolation=True)
     part = estimate_layer_size(rows, widths=WIDTHS[2:], repetitions=8, seed=1, allow_extrapolation=True)
@@ -62,6 +64,7 @@ def test_target_stderr_stops_early(rows):
     assert all(point.relative_stderr <= 0.05 for point in loose.points)
 
 
+@pytest.mark.filterwarnings("ignore::layersize.fit.PoorFitWarning")
 def test_extrapolated_width_raises(rows):
     with pytest.raises(FitError, match="Sweep a range that contains it"):
         estimate_layer_size(rows, widths=(96, 112, 128, 144), repetitions=4, seed=0)
@@ -108,6 +111,7 @@ def test_anchor_adds_width_one_point_to_fit(rows):
     assert [p.mean for p in anchored.points] == [p.mean for p in plain.points]
 
 
+@pytest.mark.filterwarnings("ignore::layersize.fit.PoorFitWarning")
 def test_anchor_of_relu_is_measured_below_two(rows):
     estimate = estimate_layer_size(rows, widths=(4, 8, 16, 32, 64), repetitions=200, seed=0,
                                    activation="relu", init="kaiming_uniform",
@@ -176,6 +180,7 @@ def test_no_anchor_warning_for_exact_power_law():
         _warn_if_anchor_decides(1, anchored, x, y, 0.005)
 
 
+@pytest.mark.filterwarnings("ignore::layersize.fit.PoorFitWarning")
 def test_workers_do_not_change_the_result(rows):
     serial = estimate_layer_sizes(rows, n_layers=2, widths=(4, 8, 16, 32), repetitions=10, seed=5,
                                   threshold=0.05, allow_extrapolation=True, workers=1)
