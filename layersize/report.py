@@ -36,17 +36,29 @@ N2P2_ACTIVATION_CODES = {"tanh": "t", "relu": "r"}
 
 def format_table(result: SizingResult) -> str:
     """Format the per-layer widths and fits as a plain-text table."""
-    header = f"{'layer':>5}  {'width':>5}  {'x*':>14}  {'gamma':>14}  {'R^2':>6}  {'swept':>9}"
+    def plus_minus(values: list[str], errors: list[str]) -> list[str]:
+        # Values right-aligned and errors left-aligned, so the ± signs line up.
+        value_size = max((len(value) for value in values), default=0)
+        error_size = max((len(error) for error in errors), default=0)
+        return [f"{value.rjust(value_size)} ± {error.ljust(error_size)}" for value, error in zip(values, errors)]
+
+    layers = result.layers
+    columns = {
+        "layer": [str(layer.layer) for layer in layers],
+        "width": [str(layer.width) for layer in layers],
+        "x*": plus_minus([f"{layer.fit.width:.1f}" for layer in layers],
+                         [f"{layer.fit.width_stderr:.1f}" for layer in layers]),
+        "gamma": plus_minus([f"{layer.fit.gamma:.3f}" for layer in layers],
+                            [f"{layer.fit.gamma_stderr:.3f}" for layer in layers]),
+        "R^2": [f"{layer.fit.r_squared:.4f}" for layer in layers],
+        "swept": [f"{layer.widths.min()}-{layer.widths.max()}" for layer in layers],
+    }
+    # Each column is as wide as its longest entry, so large estimates stay aligned.
+    sizes = {title: max(len(title), *(len(cell) for cell in cells)) for title, cells in columns.items()}
+    header = "  ".join(title.rjust(sizes[title]) for title in columns)
     lines = [header, "-" * len(header)]
-    for layer in result.layers:
-        fit = layer.fit
-        swept = f"{layer.widths.min()}-{layer.widths.max()}"
-        lines.append(
-            f"{layer.layer:>5}  {layer.width:>5}  "
-            f"{fit.width:>7.1f} ± {fit.width_stderr:<4.1f}  "
-            f"{fit.gamma:>7.3f} ± {fit.gamma_stderr:<5.3f}  "
-            f"{fit.r_squared:>6.4f}  {swept:>9}"
-        )
+    for index in range(len(layers)):
+        lines.append("  ".join(cells[index].rjust(sizes[title]) for title, cells in columns.items()))
     return "\n".join(lines)
 
 

@@ -245,7 +245,12 @@ def test_estimate_outside_sweep(slice_file, tmp_path, threshold, advice):
 
 @pytest.mark.parametrize(
     ("widths", "message"),
-    [("4,8,x", "not a comma-separated list"), ("4,8,16", "fewer than 4"), ("1,4,8,16", "below 2")],
+    [
+        ("4,8,x", "not a comma-separated list"),
+        ("4,8,16", "fewer than 4"),
+        ("1,4,8,16", "contains the width 1"),
+        ("-4,8,16", "contains the width -4"),
+    ],
 )
 def test_invalid_widths(slice_file, tmp_path, widths, message):
     arguments = ["--data", slice_file, "--out", tmp_path / "out", *FAST]

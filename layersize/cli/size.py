@@ -43,10 +43,14 @@ def parse_widths(context, parameter, value: str | None):
         raise click.BadParameter(
             f"{value!r} is not a comma-separated list of integers, such as 4,8,16,32,64,128."
         ) from None
+    too_small = [width for width in widths if width < 2]
+    if too_small:
+        raise click.BadParameter(
+            f"{value!r} contains the width {too_small[0]}; widths are numbers of neurons, "
+            f"at least 2 (width 1 is added to the fit by --anchor)."
+        )
     if len(set(widths)) < 4:
         raise click.BadParameter(f"{value!r} has fewer than 4 distinct widths; the fit needs at least 4.")
-    if min(widths) < 2:
-        raise click.BadParameter(f"{value!r} contains a width below 2.")
     return widths
 
 
