@@ -462,3 +462,21 @@ def test_near_bench_needs_one_selection(tmp_path):
     result = CliRunner().invoke(main, ["--images", str(tmp_path / "images.npz")])
     assert result.exit_code == 2
     assert "exactly one of --sample, --indices and --archs" in result.output
+
+
+def test_cli_quiets_dask_info_logs():
+    pytest.importorskip("distributed", reason="dask.distributed is not installed")
+    import logging
+
+    from layersize.cli.bench import _quiet_dask_logs
+
+    dask_logger = logging.getLogger("distributed")
+    previous = dask_logger.level
+    dask_logger.setLevel(logging.INFO)
+    try:
+        _quiet_dask_logs()
+        level = dask_logger.level
+    finally:
+        dask_logger.setLevel(previous)
+
+    assert level == logging.WARNING

@@ -28,6 +28,19 @@ def _format_interval(statistics: dict, name: str, interval: str) -> str:
     return f"{statistics[name]:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
+def _quiet_dask_logs() -> None:
+    """Show only warnings and errors of dask.distributed, unless -v is given.
+
+    distributed sets its own loggers to INFO when imported, which printed about
+    40 lines of cluster start and shutdown around every run.
+    """
+    try:
+        import distributed  # noqa: F401 - the import sets the levels that are overridden here
+    except ImportError:
+        return
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--space", type=click.Choice(["nats-tss"]), default="nats-tss", show_default=True,
               help="Search space: NATS-Bench topology search space (NAS-Bench-201 cells).")
@@ -78,6 +91,8 @@ def main(space, sample, indices, archs_file, images, normalise, accuracy, out_di
     scores.csv.
     """
     configure_logging(verbose, quiet)
+    if (workers is not None or scheduler is not None) and verbose == 0:
+        _quiet_dask_logs()
     from layersize import bench
 
     if workers is not None and scheduler is not None:
