@@ -45,7 +45,9 @@ def _quiet_dask_logs() -> None:
 @click.option("--space", type=click.Choice(["nats-tss"]), default="nats-tss", show_default=True,
               help="Search space: NATS-Bench topology search space (NAS-Bench-201 cells).")
 @click.option("--sample", type=click.IntRange(1, 15625), default=None,
-              help="Score a random sample of this many benchmark indices, drawn with --seed.")
+              help="Score a random sample of this many benchmark indices, drawn with --seed. A "
+                   "larger sample with the same seed is drawn afresh and does not contain the "
+                   "smaller one; to add architectures to a run, list them with --indices.")
 @click.option("--indices", callback=_parse_indices, default=None,
               help="Score these comma-separated benchmark indices, for example 0,284.")
 @click.option("--archs", "archs_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
