@@ -62,12 +62,13 @@ def _enter_one_thread() -> None:
     global _limit_holders, _saved_torch_threads, _blas_limiter
     with _limit_lock:
         if _limit_holders == 0:
-            _saved_torch_threads = torch.get_num_threads()
-            if _saved_torch_threads != 1:
-                torch.set_num_threads(1)
+            # BLAS first: if threadpoolctl fails, torch's count is still unchanged.
             _release_blas_control()
             _blas_limiter = _blas_libraries().limit(limits=1)
             _release_blas_control()
+            _saved_torch_threads = torch.get_num_threads()
+            if _saved_torch_threads != 1:
+                torch.set_num_threads(1)
         _limit_holders += 1
 
 

@@ -274,7 +274,11 @@ def _score_piece(
     seed: int,
     **options,
 ) -> LayerScore:
-    """Score one piece of a width: the first is seeded by (seed, layer, width), piece k > 0 by (seed, layer, width, k)."""
+    """Score one piece of the repetitions of a width.
+
+    The first piece is seeded by (seed, layer, width), as an unsplit width is,
+    and piece k > 0 by (seed, layer, width, k).
+    """
     keys = (layer, width) if piece == 0 else (layer, width, piece)
     return layer_score(features, fixed_widths, width, repetitions, seed=seed_for(seed, *keys), **options)
 
