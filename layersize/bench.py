@@ -135,26 +135,38 @@ def load_cifar_images(path: str | os.PathLike, normalise: str | None = "cifar10"
 
     # The file is opened here, so that it is closed when NumPy fails to read it.
     with open(path, "rb") as handle:
+        if not handle.read(6).startswith((b"\x93NUMPY", b"PK")):
+            raise ValueError(
+                f"{path} is not a NumPy .npz archive or .npy file. Save the images with "
+                f"np.savez(path, images=images), images a uint8 array of shape "
+                f"(N, H, W, 3) or (N, 3, H, W)."
+            )
+        handle.seek(0)
         try:
             loaded = np.load(handle, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):
+                images, keys = loaded, None
+            else:
+                with loaded as archive:
+                    keys = archive.files
+                    images = archive["images"] if "images" in keys else None
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-            # NumPy reports a file that is not a NumPy file as pickled data.
             raise ValueError(
                 f"Reading {path} as a NumPy .npz or .npy file failed ({error}). Save the "
                 f"images with np.savez(path, images=images), images a uint8 array of shape "
                 f"(N, H, W, 3) or (N, 3, H, W)."
             ) from error
-        if isinstance(loaded, np.ndarray):
-            images = loaded
-        else:
-            with loaded as archive:
-                if "images" not in archive.files:
-                    raise ValueError(
-                        f"{path} has no 'images' array (keys: "
-                        f"{', '.join(archive.files) or 'none'}). Save the images under "
-                        f"that key, for example np.savez(path, images=images)."
-                    )
-                images = archive["images"]
+    if images is None:
+        raise ValueError(
+            f"{path} has no 'images' array (keys: {', '.join(keys) or 'none'}). Save the "
+            f"images under that key, for example np.savez(path, images=images)."
+        )
+    if not isinstance(images, np.ndarray):
+        # NumPy returns a member that is not an .npy array as raw bytes.
+        raise ValueError(
+            f"The 'images' member of {path} is not a NumPy array. Save the images with "
+            f"np.savez(path, images=images)."
+        )
 
     if images.dtype != np.uint8:
         raise ValueError(

@@ -176,6 +176,25 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
+    """Return the arrays of a descriptor cache file, or None (with a warning) if it is damaged."""
+    try:
+        # Opened here, so that a damaged file is closed when NumPy fails to read it.
+        with open(path, "rb") as handle:
+            loaded = np.load(handle, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise ValueError(f"expected an .npz archive, found a {type(loaded).__name__}")
+            with loaded as archive:
+                raw = {key: archive[key] for key in CACHE_KEYS}
+        for key, value in raw.items():
+            if not isinstance(value, np.ndarray):
+                raise ValueError(f"member {key!r} is not a NumPy array")
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        logger.warning("Ignoring unreadable descriptor cache %s: %s", path, error)
+        return None
+    return raw
+
+
 def _cache_file(cache_dir: Path, path: Path, parameters: EEACSFParameters, format: str | None) -> Path:
     key = json.dumps(
         {
@@ -259,15 +278,9 @@ def load_atomic_features(
     cached = _cache_file(folder, source, parameters, format) if folder is not None else None
     raw = None
     if cached is not None and cached.is_file():
-        try:
-            # Opened here, so that a damaged file is closed when NumPy fails to read it.
-            with open(cached, "rb") as handle, np.load(handle) as archive:
-                raw = {key: archive[key] for key in CACHE_KEYS}
+        raw = _read_cache(cached)
+        if raw is not None:
             logger.info("Read descriptors of %s from the cache %s", source, cached)
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
-            # TypeError: a .npy array in place of the archive has no context manager.
-            logger.warning("Ignoring unreadable descriptor cache %s: %s", cached, error)
-            raw = None
     if raw is None:
         raw = _compute_raw(source, parameters, format, progress)
         if cached is not None:

@@ -28,14 +28,16 @@ Method = Literal["gram", "svd"]
 _blas_controller: ThreadpoolController | None = None
 
 # one_cpu_thread may be entered from several Python threads at once (the
-# worker threads of a width sweep, or a caller's own threads). The first to
-# enter sets both thread counts to one and the last to leave restores them, so
-# that overlapping calls cannot restore each other's limit too early or leave
-# it behind.
+# worker threads of a width sweep, or a caller's own threads). The BLAS thread
+# count is process-wide: the first call to enter sets it to one and the last to
+# leave restores it, so that overlapping calls cannot restore it too early or
+# leave it behind. torch's count belongs to each thread in OpenMP builds, and a
+# thread starts with the count last set by any thread, so each thread sets and
+# restores its own.
 _limit_lock = threading.Lock()
 _limit_holders = 0
-_saved_torch_threads = 1
 _blas_limiter = None
+_torch_state = threading.local()
 
 
 def _blas_libraries() -> ThreadpoolController:
@@ -59,21 +61,26 @@ def _release_blas_control() -> None:
 
 
 def _enter_one_thread() -> None:
-    global _limit_holders, _saved_torch_threads, _blas_limiter
+    global _limit_holders, _blas_limiter
     with _limit_lock:
         if _limit_holders == 0:
-            # BLAS first: if threadpoolctl fails, torch's count is still unchanged.
             _release_blas_control()
             _blas_limiter = _blas_libraries().limit(limits=1)
             _release_blas_control()
-            _saved_torch_threads = torch.get_num_threads()
-            if _saved_torch_threads != 1:
-                torch.set_num_threads(1)
         _limit_holders += 1
+    depth = getattr(_torch_state, "depth", 0)
+    if depth == 0:
+        _torch_state.previous = torch.get_num_threads()
+        if _torch_state.previous != 1:
+            torch.set_num_threads(1)
+    _torch_state.depth = depth + 1
 
 
 def _leave_one_thread() -> None:
     global _limit_holders, _blas_limiter
+    _torch_state.depth -= 1
+    if _torch_state.depth == 0 and torch.get_num_threads() != _torch_state.previous:
+        torch.set_num_threads(_torch_state.previous)
     with _limit_lock:
         _limit_holders -= 1
         if _limit_holders == 0:
@@ -81,8 +88,6 @@ def _leave_one_thread() -> None:
             _blas_limiter.restore_original_limits()
             _blas_limiter = None
             _release_blas_control()
-            if torch.get_num_threads() != _saved_torch_threads:
-                torch.set_num_threads(_saved_torch_threads)
 
 
 @contextmanager
@@ -97,11 +102,14 @@ def one_cpu_thread(device: torch.device | str = "cpu") -> Iterator[None]:
     forms the Gram matrices and solves their eigenvalue problems on the CPU.
     Work on another device runs unchanged.
 
-    Calls that overlap in several Python threads share one limit: the counts
-    are restored when the last of them ends.
+    Calls that overlap in several Python threads share one BLAS limit, which
+    is restored when the last of them ends; each thread restores its own torch
+    count when its outermost call ends.
 
-    NOTE: both thread counts are process-wide, so torch and NumPy work started
-    from another Python thread meanwhile also runs on one thread.
+    NOTE: the BLAS count is process-wide, so NumPy work started from another
+    Python thread meanwhile also runs on one thread. So does torch work in a
+    thread that starts meanwhile, because new threads take the torch count
+    that was set last.
     """
     if torch.device(device).type != "cpu":
         yield

@@ -54,7 +54,7 @@ def format_table(result: SizingResult) -> str:
         "swept": [f"{layer.widths.min()}-{layer.widths.max()}" for layer in layers],
     }
     # Each column is as wide as its longest entry, so large estimates stay aligned.
-    sizes = {title: max(len(title), *(len(cell) for cell in cells)) for title, cells in columns.items()}
+    sizes = {title: max([len(title), *(len(cell) for cell in cells)]) for title, cells in columns.items()}
     header = "  ".join(title.rjust(sizes[title]) for title in columns)
     lines = [header, "-" * len(header)]
     for index in range(len(layers)):

@@ -739,9 +739,10 @@ def _collect(
         if rows > 1 and entries and 2 * n_constant >= len(entries):
             notes.append(
                 f"{name!r}: in {n_constant} of {len(entries)} repetitions all rows of the "
-                f"square block were equal, so its effective rank was 1. A block starts at the "
-                f"first position of a feature map, which is constant where the inputs are "
-                f"(blank image borders, say), so this layer's rank says little about the network."
+                f"square block were equal, so its effective rank was 1 and says little about "
+                f"the network. For a feature map the block starts at its first position, which "
+                f"is constant where the inputs are (blank image borders, say); for a dense "
+                f"layer the samples gave identical outputs (identical input rows, say)."
             )
         layers.append(
             LayerRank(

@@ -432,25 +432,25 @@ def estimate_layer_size(
         # torch and NumPy on one thread, set here once for all of them.
         with one_cpu_thread(), ThreadPoolExecutor(max_workers=n_workers) as pool:
             futures = {pool.submit(run, *task): task for task in tasks}
-            for future in as_completed(futures):
-                width, piece, _ = futures[future]
-                try:
+            try:
+                for future in as_completed(futures):
+                    width, piece, _ = futures[future]
                     pieces[width][piece] = future.result()
-                except BaseException:
-                    # The sweep cannot finish, so the tasks not yet started are dropped.
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
-                remaining[width] -= 1
-                if remaining[width]:
-                    continue
-                result = _concatenate(width, [pieces[width][k] for k in sorted(pieces[width])])
-                scores[width] = result
-                logger.info(
-                    "layer %d width %d: score %.3f ± %.3f over %d repetitions",
-                    layer, result.width, result.mean, result.stderr, result.repetitions,
-                )
-                if bar:
-                    bar.update(1)
+                    remaining[width] -= 1
+                    if remaining[width]:
+                        continue
+                    result = _concatenate(width, [pieces[width][k] for k in sorted(pieces[width])])
+                    scores[width] = result
+                    logger.info(
+                        "layer %d width %d: score %.3f ± %.3f over %d repetitions",
+                        layer, result.width, result.mean, result.stderr, result.repetitions,
+                    )
+                    if bar:
+                        bar.update(1)
+            except BaseException:
+                # A failed task or Ctrl-C ends the sweep, so the tasks not yet started are dropped.
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     finally:
         if own_bar:
             bar.close()

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -123,13 +124,33 @@ def test_load_images_reads_npy_array(tmp_path):
                                load_cifar_images(tmp_path / "images.npz"))
 
 
-@pytest.mark.parametrize("content", [b"not an array\n", b"PK\x03\x04broken zip"])
-def test_load_images_names_file_that_is_not_numpy(tmp_path, content):
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not an array\n", r"notes\.npz is not a NumPy \.npz archive or \.npy file"),
+        (b"", r"notes\.npz is not a NumPy \.npz archive or \.npy file"),
+        (b"PK\x03\x04broken zip", r"Reading .*notes\.npz as a NumPy \.npz or \.npy file failed"),
+    ],
+)
+def test_load_images_names_file_that_is_not_numpy(tmp_path, content, message):
     path = tmp_path / "notes.npz"
     path.write_bytes(content)
 
-    with pytest.raises(ValueError, match=r"Reading .*notes\.npz as a NumPy \.npz or \.npy file failed"):
+    with pytest.raises(ValueError, match=message):
         load_cifar_images(path)
+
+
+def test_load_images_rejects_damaged_members(tmp_path):
+    raw = tmp_path / "raw.npz"
+    with zipfile.ZipFile(raw, "w") as archive:
+        archive.writestr("images.npy", b"not an array")
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, images=np.array([object()], dtype=object))
+
+    with pytest.raises(ValueError, match="'images' member of .*raw\\.npz is not a NumPy array"):
+        load_cifar_images(raw)
+    with pytest.raises(ValueError, match=r"Reading .*objects\.npz as a NumPy"):
+        load_cifar_images(objects)
 
 
 @pytest.mark.skipif(not CIFAR_SAMPLE.is_file(), reason=f"CIFAR-10 sample not found at {CIFAR_SAMPLE}")

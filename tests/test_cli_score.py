@@ -195,3 +195,59 @@ def test_cli_integer_pixels_become_float_values(workspace):
 
     assert result.exit_code == 0, result.output
     assert json.loads((folder / "pixels.json").read_text())["repetitions"] == 2
+
+
+@pytest.mark.parametrize("json_path", ["", "subdir", "dangling/score.json"])
+def test_cli_json_path_rejected_before_scoring(workspace, json_path):
+    folder, module = workspace
+    (folder / "subdir").mkdir()
+    (folder / "dangling").symlink_to(folder / "missing")
+
+    result = _run("--model", f"{module}:mlp", "--data", "inputs.npy", "--repetitions", "2",
+                  "--json", json_path)
+
+    assert result.exit_code == 2
+    assert "NEAR score" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.npy", b"", "is not a NumPy .npy file or .npz archive"),
+        ("text.npz", b"not numpy\n", "is not a NumPy .npy file or .npz archive"),
+        ("short.npy", b"\x93NUMPY", "as a NumPy .npy or .npz file failed"),
+        ("empty.pt", b"", "torch.load failed"),
+    ],
+)
+def test_cli_damaged_data_file_is_usage_error(workspace, name, content, message):
+    folder, module = workspace
+    (folder / name).write_bytes(content)
+
+    result = _run("--model", f"{module}:mlp", "--data", name, "--repetitions", "2")
+
+    assert result.exit_code == 2
+    assert message in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_cli_raw_archive_member_is_usage_error(workspace):
+    import zipfile
+
+    folder, module = workspace
+    with zipfile.ZipFile(folder / "raw.npz", "w") as archive:
+        archive.writestr("inputs.npy", b"not an array")
+
+    result = _run("--model", f"{module}:mlp", "--data", "raw.npz", "--repetitions", "2")
+
+    assert result.exit_code == 2
+    assert "is not a NumPy array" in result.output
+
+
+def test_cli_format_npy_reads_any_name(workspace):
+    folder, module = workspace
+    (folder / "inputs.npy").rename(folder / "inputs.bin")
+
+    result = _run("--model", f"{module}:mlp", "--data", "inputs.bin", "--format", "npy", "--repetitions", "2")
+
+    assert result.exit_code == 0, result.output
+    assert "NEAR score" in result.output

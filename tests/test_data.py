@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import zipfile
 
 import numpy as np
 import pytest
@@ -121,7 +122,7 @@ def test_unreadable_cache_is_recomputed(structure_file, tmp_path, caplog):
     np.testing.assert_array_equal(again.features, expected.features)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "drop_key", "plain_array"])
+@pytest.mark.parametrize("damage", ["truncate", "drop_key", "plain_array", "empty", "raw_member"])
 def test_damaged_cache_is_recomputed(structure_file, tmp_path, caplog, damage):
     cache = tmp_path / "cache"
     expected = load_atomic_features(structure_file, cache_dir=cache)
@@ -131,6 +132,14 @@ def test_damaged_cache_is_recomputed(structure_file, tmp_path, caplog, damage):
     elif damage == "plain_array":
         with cached.open("wb") as handle:
             np.save(handle, np.zeros(3))
+    elif damage == "empty":
+        cached.write_bytes(b"")
+    elif damage == "raw_member":
+        with np.load(cached) as archive:
+            keys = list(archive.files)
+        with zipfile.ZipFile(cached, "w") as archive:
+            for key in keys:
+                archive.writestr(f"{key}.npy", b"not an array")
     else:
         with np.load(cached) as archive:
             remaining = {key: archive[key] for key in archive.files if key != "numbers"}

@@ -1,6 +1,7 @@
 """Effective rank: closed forms, invariances and the agreement of both routes."""
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -220,3 +221,67 @@ def test_tensor_that_requires_grad_is_accepted():
 
     assert float(effective_rank(matrix)) == pytest.approx(4.0)
     assert float(effective_rank(matrix, method="svd")) == pytest.approx(4.0)
+
+
+def _torch_threads_of_new_thread():
+    counts = []
+    thread = threading.Thread(target=lambda: counts.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    return counts[0]
+
+
+def test_each_thread_limits_its_own_torch_threads():
+    started, entered = threading.Event(), threading.Event()
+    inside = {}
+
+    def worker():
+        torch.get_num_threads()  # torch sets up this thread before the limit
+        started.set()
+        entered.wait(10)
+        with one_cpu_thread():
+            inside["worker"] = torch.get_num_threads()
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        thread = threading.Thread(target=worker)
+        thread.start()
+        started.wait(10)
+        with one_cpu_thread():
+            entered.set()
+            thread.join(20)
+        after_main, after_new = torch.get_num_threads(), _torch_threads_of_new_thread()
+    finally:
+        torch.set_num_threads(previous)
+
+    assert inside == {"worker": 1}
+    assert after_main == 2
+    assert after_new == 2
+
+
+def test_early_leaver_keeps_default_threads():
+    entered, leave = threading.Event(), threading.Event()
+
+    def first():
+        with one_cpu_thread():
+            entered.set()
+            leave.wait(10)
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        thread = threading.Thread(target=first)
+        thread.start()
+        entered.wait(10)
+        with one_cpu_thread():
+            main_inside = torch.get_num_threads()
+            leave.set()
+            thread.join(20)
+        after_main, after_new = torch.get_num_threads(), _torch_threads_of_new_thread()
+    finally:
+        torch.set_num_threads(previous)
+
+    assert main_inside == 1
+    assert after_main == 2
+    assert after_new == 2

@@ -23,3 +23,10 @@ def test_table_aligns_estimates_of_different_sizes():
     assert first.rindex("±") == second.rindex("±")
     assert "178.6 ± 52.9" in first
     assert first.split()[:2] == ["1", "179"]
+
+
+def test_table_without_layers_is_the_header():
+    header, rule = format_table(types.SimpleNamespace(layers=[])).splitlines()
+
+    assert header.split() == ["layer", "width", "x*", "gamma", "R^2", "swept"]
+    assert set(rule) == {"-"}

@@ -111,7 +111,7 @@ def main(space, sample, indices, archs_file, images, normalise, accuracy, out_di
         archs = bench.read_archs_file(archs_file) if archs_file is not None else None
         selected = bench.select_indices(sample=sample, seed=seed, indices=indices, archs=archs)
         image_tensor = bench.load_cifar_images(images, normalise=None if normalise == "none" else normalise)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc)) from exc
 
     try:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import pickle
 import sys
+import zipfile
 from pathlib import Path
 
 import click
@@ -106,34 +108,55 @@ def _array_from_mapping(mapping, path: Path) -> np.ndarray | torch.Tensor:
     return mapping[keys[0]]
 
 
-def load_inputs(path: Path, image_format: str | None = None) -> torch.Tensor:
+def _load_numpy(path: Path) -> np.ndarray:
+    """Return the array of an .npy file, or the chosen array of an .npz archive."""
+    # Opened here, so that the file is closed when NumPy fails to read it.
+    with open(path, "rb") as handle:
+        if not handle.read(6).startswith((b"\x93NUMPY", b"PK")):
+            raise ValueError(
+                f"{path} is not a NumPy .npy file or .npz archive. Save the inputs with "
+                f"np.save or np.savez, or give --format for an image file."
+            )
+        handle.seek(0)
+        try:
+            loaded = np.load(handle, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):
+                return loaded
+            with loaded as archive:
+                data = _array_from_mapping(archive, path)
+        except (ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(f"Reading {path} as a NumPy .npy or .npz file failed ({error}).") from error
+    if not isinstance(data, np.ndarray):
+        # NumPy returns an archive member that is not an .npy array as raw bytes.
+        raise ValueError(f"The chosen member of {path} is not a NumPy array. Save it with np.savez.")
+    return data
+
+
+def load_inputs(path: Path, file_format: str | None = None) -> torch.Tensor:
     """Read the samples to score with from a file.
 
     ``.npy`` contains one array. ``.npz`` gives the array under ``images``, ``X`` or
     ``inputs``, or else its first array. ``.pt``/``.pth`` contains a tensor or a
-    dict with one of those keys. The values are kept as stored, and integer arrays
-    become float32 with the same values. Any other file, or
-    any file when ``image_format`` ("idx" or "csv") is given, is read as images by
+    dict with one of those keys. The values are kept as stored, except that
+    integer arrays become float32. Any other file is read as images by
     :func:`layersize.images.load_images`, which returns one flattened image per
-    row, scaled to [0, 1].
+    row, scaled to [0, 1]. ``file_format`` ("npy", "npz", "idx" or "csv")
+    overrides the choice by file name.
 
     Raises
     ------
     ValueError
         If the file cannot be read or contains no numeric array.
     """
-    suffix = path.suffix.lower()
-    if image_format is not None:
-        from layersize.images import load_images
-
-        data = load_images(path, image_format).features
-    elif suffix == ".npy":
-        data = np.load(path, allow_pickle=False)
-    elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            data = np.asarray(_array_from_mapping(archive, path))
-    elif suffix in (".pt", ".pth"):
-        data = torch.load(path, map_location="cpu", weights_only=True)
+    suffixes = {".npy": "npy", ".npz": "npz", ".pt": "pt", ".pth": "pt"}
+    kind = file_format or suffixes.get(path.suffix.lower())
+    if kind in ("npy", "npz"):
+        data = _load_numpy(path)
+    elif kind == "pt":
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
+            raise ValueError(f"Reading {path} with torch.load failed ({error}).") from error
         if isinstance(data, dict):
             data = _array_from_mapping(data, path)
         if not isinstance(data, torch.Tensor):
@@ -144,7 +167,7 @@ def load_inputs(path: Path, image_format: str | None = None) -> torch.Tensor:
     else:
         from layersize.images import load_images
 
-        data = load_images(path).features
+        data = load_images(path, kind).features
 
     tensor = data if isinstance(data, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(data))
     if tensor.dtype == torch.bool or tensor.is_complex() or tensor.ndim == 0:
@@ -159,16 +182,24 @@ def load_inputs(path: Path, image_format: str | None = None) -> torch.Tensor:
 
 
 def _check_output_folder(path: Path) -> None:
-    """Raise a usage error, before any scoring, when a folder above ``path`` is a file."""
+    """Raise a usage error, before any scoring, when ``path`` cannot be a new file.
+
+    That is when it names a folder, or when a folder above it is a file or a
+    broken link.
+    """
+    if str(path) in ("", ".") or path.is_dir():
+        raise click.BadParameter(f"{str(path)!r} is a folder; give a file name such as score.json.",
+                                 param_hint="--json")
     for folder in path.absolute().parents:
-        if folder.exists():
-            if not folder.is_dir():
-                raise click.BadParameter(
-                    f"{folder} is a file, so {path} cannot be written. Choose a path "
-                    f"whose folders are folders.",
-                    param_hint="--json",
-                )
+        if folder.is_dir():
             return
+        if folder.exists() or folder.is_symlink():
+            kind = "a file" if folder.exists() else "a broken link"
+            raise click.BadParameter(
+                f"{folder} is {kind}, so {path} cannot be written. Choose a path whose "
+                f"folders are folders.",
+                param_hint="--json",
+            )
 
 
 def _parse_shape(text: str | None) -> tuple[int, ...] | None:
@@ -201,9 +232,9 @@ def _parse_shape(text: str | None) -> tuple[int, ...] | None:
          "scaled to [0, 1].",
 )
 @click.option(
-    "--format", "image_format", type=click.Choice(["idx", "csv"]), default=None,
-    help="Read --data as images of this format, whatever its name. Default: chosen from "
-         "the file name.",
+    "--format", "file_format", type=click.Choice(["npy", "npz", "idx", "csv"]), default=None,
+    help="Format of --data, whatever its name: NumPy array or archive, or images in IDX or "
+         "CSV. Default: chosen from the file name.",
 )
 @click.option(
     "--input-shape", default=None, metavar="SIZES",
@@ -233,7 +264,7 @@ def _parse_shape(text: str | None) -> tuple[int, ...] | None:
 def main(
     model_spec: str,
     data_path: Path,
-    image_format: str | None,
+    file_format: str | None,
     input_shape: str | None,
     repetitions: int,
     seed: int,
@@ -263,9 +294,9 @@ def main(
         _check_output_folder(json_path)
     model = load_factory(model_spec)
     try:
-        inputs = load_inputs(data_path, image_format)
+        inputs = load_inputs(data_path, file_format)
     except (ValueError, OSError, RuntimeError) as error:
-        raise click.BadParameter(f"Reading {data_path} failed: {error}", param_hint="--data") from error
+        raise click.BadParameter(str(error), param_hint="--data") from error
     if shape is not None:
         n_values = int(np.prod(shape))
         per_sample = inputs[0].numel() if inputs.ndim >= 1 and inputs.shape[0] > 0 else 0
