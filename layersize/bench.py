@@ -39,7 +39,6 @@ import math
 import os
 import time
 import uuid
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +49,7 @@ import torch
 
 from layersize.atomic import atomic_path, write_json
 from layersize.nas import N_ARCHITECTURES, all_architectures, arch_index, build_network, count_parameters, parse_arch
+from layersize.numpy_files import read_numpy_file
 
 __all__ = [
     "IMAGE_NORMALISATIONS",
@@ -133,40 +133,22 @@ def load_cifar_images(path: str | os.PathLike, normalise: str | None = "cifar10"
     if not path.is_file():
         raise FileNotFoundError(f"Image archive not found: {path}.")
 
-    # The file is opened here, so that it is closed when NumPy fails to read it.
-    with open(path, "rb") as handle:
-        if not handle.read(6).startswith((b"\x93NUMPY", b"PK")):
+    advice = (
+        "Save the images with np.savez(path, images=images), images a uint8 array of shape "
+        "(N, H, W, 3) or (N, 3, H, W)."
+    )
+    try:
+        loaded = read_numpy_file(path)
+    except ValueError as error:
+        raise ValueError(f"{error} {advice}") from error
+    if isinstance(loaded, dict):
+        if "images" not in loaded:
             raise ValueError(
-                f"{path} is not a NumPy .npz archive or .npy file. Save the images with "
-                f"np.savez(path, images=images), images a uint8 array of shape "
-                f"(N, H, W, 3) or (N, 3, H, W)."
+                f"{path} has no 'images' array (keys: {', '.join(loaded) or 'none'}). {advice}"
             )
-        handle.seek(0)
-        try:
-            loaded = np.load(handle, allow_pickle=False)
-            if isinstance(loaded, np.ndarray):
-                images, keys = loaded, None
-            else:
-                with loaded as archive:
-                    keys = archive.files
-                    images = archive["images"] if "images" in keys else None
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-            raise ValueError(
-                f"Reading {path} as a NumPy .npz or .npy file failed ({error}). Save the "
-                f"images with np.savez(path, images=images), images a uint8 array of shape "
-                f"(N, H, W, 3) or (N, 3, H, W)."
-            ) from error
-    if images is None:
-        raise ValueError(
-            f"{path} has no 'images' array (keys: {', '.join(keys) or 'none'}). Save the "
-            f"images under that key, for example np.savez(path, images=images)."
-        )
-    if not isinstance(images, np.ndarray):
-        # NumPy returns a member that is not an .npy array as raw bytes.
-        raise ValueError(
-            f"The 'images' member of {path} is not a NumPy array. Save the images with "
-            f"np.savez(path, images=images)."
-        )
+        images = loaded["images"]
+    else:
+        images = loaded
 
     if images.dtype != np.uint8:
         raise ValueError(

@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from layersize.descriptors import (
     scale_descriptors,
 )
 from layersize.images import IMAGE_FORMATS, ImageData, guess_image_format, load_images
+from layersize.numpy_files import read_numpy_file
 
 __all__ = [
     "AtomicFeatures",
@@ -179,20 +179,13 @@ def _file_digest(path: Path) -> str:
 def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
     """Return the arrays of a descriptor cache file, or None (with a warning) if it is damaged."""
     try:
-        # Opened here, so that a damaged file is closed when NumPy fails to read it.
-        with open(path, "rb") as handle:
-            loaded = np.load(handle, allow_pickle=False)
-            if not isinstance(loaded, np.lib.npyio.NpzFile):
-                raise ValueError(f"expected an .npz archive, found a {type(loaded).__name__}")
-            with loaded as archive:
-                raw = {key: archive[key] for key in CACHE_KEYS}
-        for key, value in raw.items():
-            if not isinstance(value, np.ndarray):
-                raise ValueError(f"member {key!r} is not a NumPy array")
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        arrays = read_numpy_file(path)
+        if not isinstance(arrays, dict):
+            raise ValueError(f"{path} contains one array, not an .npz archive")
+        return {key: arrays[key] for key in CACHE_KEYS}
+    except (OSError, ValueError, KeyError) as error:
         logger.warning("Ignoring unreadable descriptor cache %s: %s", path, error)
         return None
-    return raw
 
 
 def _cache_file(cache_dir: Path, path: Path, parameters: EEACSFParameters, format: str | None) -> Path:

@@ -479,7 +479,9 @@ class _RankAccumulator:
         for group in by_shape.values():
             stack = torch.stack([block for _, _, block in group])
             values = effective_rank(stack, method=self.method).cpu().tolist()
-            constant = ((stack == stack[:, :1]).all(dim=(1, 2)) & (stack != 0).any(dim=(1, 2))).tolist()
+            # A block with all rows equal is non-zero exactly when its first row is.
+            same_rows = (stack == stack[:, :1]).all(dim=(1, 2))
+            constant = (same_rows & stack[:, 0].ne(0).any(dim=1)).tolist()
             for (name, repetition, _), value, same_rows in zip(group, values, constant):
                 self.ranks[name].append((repetition, value))
                 if same_rows:

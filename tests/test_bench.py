@@ -127,9 +127,9 @@ def test_load_images_reads_npy_array(tmp_path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"not an array\n", r"notes\.npz is not a NumPy \.npz archive or \.npy file"),
-        (b"", r"notes\.npz is not a NumPy \.npz archive or \.npy file"),
-        (b"PK\x03\x04broken zip", r"Reading .*notes\.npz as a NumPy \.npz or \.npy file failed"),
+        (b"not an array\n", r"notes\.npz is not a NumPy \.npy file or \.npz archive\. Save the images"),
+        (b"", r"notes\.npz is not a NumPy \.npy file or \.npz archive"),
+        (b"PK\x03\x04broken zip", r"Reading .*notes\.npz as a NumPy \.npy or \.npz file failed"),
     ],
 )
 def test_load_images_names_file_that_is_not_numpy(tmp_path, content, message):
@@ -147,7 +147,7 @@ def test_load_images_rejects_damaged_members(tmp_path):
     objects = tmp_path / "objects.npz"
     np.savez(objects, images=np.array([object()], dtype=object))
 
-    with pytest.raises(ValueError, match="'images' member of .*raw\\.npz is not a NumPy array"):
+    with pytest.raises(ValueError, match="Member 'images' of .*raw\\.npz is not a NumPy array"):
         load_cifar_images(raw)
     with pytest.raises(ValueError, match=r"Reading .*objects\.npz as a NumPy"):
         load_cifar_images(objects)

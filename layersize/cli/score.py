@@ -7,7 +7,6 @@ import logging
 import os
 import pickle
 import sys
-import zipfile
 from pathlib import Path
 
 import click
@@ -19,6 +18,7 @@ from layersize.atomic import write_json
 from layersize.capture import SELECT_NAMES
 from layersize.cli.common import configure_logging, seed_option, verbosity_options
 from layersize.nets import INITIALIZATIONS
+from layersize.numpy_files import read_numpy_file
 from layersize.score import near_score
 
 __all__ = ["load_factory", "load_inputs", "main"]
@@ -90,14 +90,15 @@ def load_factory(spec: str) -> nn.Module:
     return model
 
 
-def _array_from_mapping(mapping, path: Path) -> np.ndarray | torch.Tensor:
+def _array_from_mapping(mapping, path: Path, first_if_unnamed: bool) -> np.ndarray | torch.Tensor:
+    """Return the inputs stored under one of ``_INPUT_KEYS``, else the first array if allowed."""
     keys = list(mapping.keys())
     for key in _INPUT_KEYS:
         if key in mapping:
             return mapping[key]
     if not keys:
         raise ValueError(f"{path} contains no arrays.")
-    if isinstance(mapping, dict):
+    if not first_if_unnamed:
         raise ValueError(
             f"{path} contains a dict without any of the keys {', '.join(_INPUT_KEYS)} "
             f"(found {', '.join(map(str, keys))}). Save the inputs under one of those keys."
@@ -106,30 +107,6 @@ def _array_from_mapping(mapping, path: Path) -> np.ndarray | torch.Tensor:
         "%s has none of the keys %s, so its first array %r is used.", path, ", ".join(_INPUT_KEYS), keys[0]
     )
     return mapping[keys[0]]
-
-
-def _load_numpy(path: Path) -> np.ndarray:
-    """Return the array of an .npy file, or the chosen array of an .npz archive."""
-    # Opened here, so that the file is closed when NumPy fails to read it.
-    with open(path, "rb") as handle:
-        if not handle.read(6).startswith((b"\x93NUMPY", b"PK")):
-            raise ValueError(
-                f"{path} is not a NumPy .npy file or .npz archive. Save the inputs with "
-                f"np.save or np.savez, or give --format for an image file."
-            )
-        handle.seek(0)
-        try:
-            loaded = np.load(handle, allow_pickle=False)
-            if isinstance(loaded, np.ndarray):
-                return loaded
-            with loaded as archive:
-                data = _array_from_mapping(archive, path)
-        except (ValueError, EOFError, zipfile.BadZipFile) as error:
-            raise ValueError(f"Reading {path} as a NumPy .npy or .npz file failed ({error}).") from error
-    if not isinstance(data, np.ndarray):
-        # NumPy returns an archive member that is not an .npy array as raw bytes.
-        raise ValueError(f"The chosen member of {path} is not a NumPy array. Save it with np.savez.")
-    return data
 
 
 def load_inputs(path: Path, file_format: str | None = None) -> torch.Tensor:
@@ -151,14 +128,20 @@ def load_inputs(path: Path, file_format: str | None = None) -> torch.Tensor:
     suffixes = {".npy": "npy", ".npz": "npz", ".pt": "pt", ".pth": "pt"}
     kind = file_format or suffixes.get(path.suffix.lower())
     if kind in ("npy", "npz"):
-        data = _load_numpy(path)
+        try:
+            data = read_numpy_file(path)
+        except ValueError as error:
+            raise ValueError(f"{error} Save the inputs with np.save or np.savez, or give --format "
+                             f"for an image file.") from error
+        if isinstance(data, dict):
+            data = _array_from_mapping(data, path, first_if_unnamed=True)
     elif kind == "pt":
         try:
             data = torch.load(path, map_location="cpu", weights_only=True)
         except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
             raise ValueError(f"Reading {path} with torch.load failed ({error}).") from error
         if isinstance(data, dict):
-            data = _array_from_mapping(data, path)
+            data = _array_from_mapping(data, path, first_if_unnamed=False)
         if not isinstance(data, torch.Tensor):
             raise ValueError(
                 f"{path} contains a {type(data).__name__}, not a tensor of inputs. Save the "

@@ -1,0 +1,59 @@
+"""Reading NumPy files with errors that name the file."""
+
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+
+from layersize.numpy_files import read_numpy_file
+
+
+def test_npy_gives_array_and_npz_gives_dict(tmp_path):
+    values = np.arange(6.0).reshape(2, 3)
+    np.save(tmp_path / "values.npy", values)
+    np.savez(tmp_path / "values.npz", a=values, b=values[0])
+
+    single = read_numpy_file(tmp_path / "values.npy")
+    archive = read_numpy_file(tmp_path / "values.npz")
+
+    np.testing.assert_array_equal(single, values)
+    assert sorted(archive) == ["a", "b"]
+    np.testing.assert_array_equal(archive["b"], values[0])
+
+
+def test_format_follows_content_not_name(tmp_path):
+    np.save(tmp_path / "values.npy", np.ones(3))
+    (tmp_path / "values.npy").rename(tmp_path / "values.bin")
+
+    np.testing.assert_array_equal(read_numpy_file(tmp_path / "values.bin"), np.ones(3))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", r"bad\.npz is not a NumPy \.npy file or \.npz archive"),
+        (b"label,pixel\n", r"bad\.npz is not a NumPy \.npy file or \.npz archive"),
+        (b"\x93NUMPY", r"Reading .*bad\.npz as a NumPy \.npy or \.npz file failed"),
+        (b"PK\x03\x04broken", r"Reading .*bad\.npz as a NumPy \.npy or \.npz file failed"),
+    ],
+)
+def test_unreadable_file_names_path(tmp_path, content, message):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(content)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        with pytest.raises(ValueError, match=message):
+            read_numpy_file(path)
+
+
+def test_object_array_and_raw_member_rejected(tmp_path):
+    np.savez(tmp_path / "objects.npz", values=np.array([object()], dtype=object))
+    with zipfile.ZipFile(tmp_path / "raw.npz", "w") as archive:
+        archive.writestr("values.npy", b"not an array")
+
+    with pytest.raises(ValueError, match=r"Reading .*objects\.npz"):
+        read_numpy_file(tmp_path / "objects.npz")
+    with pytest.raises(ValueError, match=r"Member 'values' of .*raw\.npz is not a NumPy array"):
+        read_numpy_file(tmp_path / "raw.npz")
