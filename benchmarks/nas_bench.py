@@ -1,6 +1,6 @@
 """NAS-Bench-201 benchmark of the NEAR score: correlation with accuracy, proxy comparison, speed.
 
-Three subcommands, each printing Markdown for docs/benchmarks.md:
+Four subcommands, each printing lines for docs/benchmarks.md:
 
 ``score``
     Score a seeded random sample of benchmark indices and the architectures of
@@ -15,12 +15,18 @@ Three subcommands, each printing Markdown for docs/benchmarks.md:
 ``throughput``
     Seconds per architecture at 32 repetitions, serially with 1 and 2 torch
     threads, and the wall time of a two-worker local Dask cluster.
+``forward-share``
+    For a seeded sample of architectures, the scoring time on one thread
+    beside the time of the same number of plain forward passes (no hooks, no
+    fresh weights, no ranks), which no change to the scoring can remove, and
+    with ``--vmap`` the same passes as one vmapped call over stacked weights.
 
 Example (the commands behind the NAS-Bench-201 section of docs/benchmarks.md)::
 
     python benchmarks/nas_bench.py score --sample 1000 --seed 0 --out /tmp/nas-bench --workers 2 --minutes 34
     python benchmarks/nas_bench.py report --sample 1000 --seed 0 --out /tmp/nas-bench
     python benchmarks/nas_bench.py throughput --n 12 --seed 1
+    python benchmarks/nas_bench.py forward-share --n 10 --seed 5 --vmap
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import torch
 from scipy import stats
 
 from layersize import bench
-from layersize.nas import EDGES, all_architectures, arch_index, is_disconnected
+from layersize.nas import EDGES, all_architectures, arch_index, build_network, is_disconnected
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 IMAGES = DATA / "cifar10_test_1000.npz"
@@ -216,6 +222,64 @@ def command_throughput(arguments: argparse.Namespace) -> None:
         print(lines[-1], flush=True)
 
 
+def command_forward_share(arguments: argparse.Namespace) -> None:
+    """Compare the scoring time of each architecture with its plain forward passes alone."""
+    images = bench.load_cifar_images(IMAGES).contiguous(memory_format=torch.channels_last)
+    indices = bench.select_indices(sample=arguments.n, seed=arguments.seed)
+    archs = all_architectures()
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    totals, forwards = [], []
+    try:
+        for index in indices:
+            start = time.perf_counter()
+            bench.score_architecture(index, archs[index], images, repetitions=arguments.repetitions)
+            totals.append(time.perf_counter() - start)
+            # The same network and batch size, without hooks, fresh weights or ranks.
+            network = build_network(archs[index]).to(memory_format=torch.channels_last).train()
+            batch = images[:10]
+            with torch.no_grad():
+                network(batch)
+                start = time.perf_counter()
+                for _ in range(arguments.repetitions):
+                    network(batch)
+                forwards.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous_threads)
+    shares = [forward / total for forward, total in zip(forwards, totals)]
+    print(f"{len(indices)} architectures (seed {arguments.seed}), 1 torch thread: scoring median "
+          f"{statistics.median(totals):.2f} s, {arguments.repetitions} plain forward passes median "
+          f"{statistics.median(forwards):.2f} s, median share {100 * statistics.median(shares):.0f} %")
+    if arguments.vmap:
+        batched = [_time_vmapped_forwards(archs[index], images[:10], arguments.repetitions)
+                   for index in indices]
+        print(f"the same forward passes as one torch.func.vmap call over stacked weights: median "
+              f"{statistics.median(batched):.2f} s")
+
+
+def _time_vmapped_forwards(arch: str, batch: torch.Tensor, repetitions: int) -> float:
+    """Time one forward pass of ``repetitions`` weight sets of a network, batched with vmap."""
+    import copy
+
+    from torch.func import functional_call, stack_module_state, vmap
+
+    network = build_network(arch).to(memory_format=torch.channels_last).train()
+    parameters, buffers = stack_module_state([copy.deepcopy(network) for _ in range(repetitions)])
+    skeleton = copy.deepcopy(network).to("meta")
+    inputs = batch.unsqueeze(0).expand(repetitions, *batch.shape).contiguous()
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            forward = vmap(lambda weights, states, images: functional_call(skeleton, (weights, states), (images,)))
+            forward(parameters, buffers, inputs)
+            start = time.perf_counter()
+            forward(parameters, buffers, inputs)
+            return time.perf_counter() - start
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--verbose", action="store_true", help="Log progress at INFO level.")
@@ -245,6 +309,14 @@ def main(argv: list[str] | None = None) -> None:
     throughput.add_argument("--workers", type=int, default=2, help="Also time a local cluster (0: skip).")
     throughput.add_argument("--scratch", default="/tmp", help="Folder for the cluster run's results CSV.")
     throughput.set_defaults(run=command_throughput)
+
+    share = commands.add_parser("forward-share", help="Time plain forward passes against scoring.")
+    share.add_argument("--n", type=int, default=10, help="Architectures to time.")
+    share.add_argument("--seed", type=int, default=5, help="Seed of the sample of architectures.")
+    share.add_argument("--repetitions", type=int, default=32, help="Repetitions and forward passes.")
+    share.add_argument("--vmap", action="store_true",
+                       help="Also time the forward passes batched with torch.func.vmap.")
+    share.set_defaults(run=command_forward_share)
 
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if arguments.verbose else logging.WARNING,

@@ -27,13 +27,9 @@ Method = Literal["gram", "svd"]
 
 _blas_controller: ThreadpoolController | None = None
 
-# one_cpu_thread may be entered from several Python threads at once (the
-# worker threads of a width sweep, or a caller's own threads). The BLAS thread
-# count is process-wide: the first call to enter sets it to one and the last to
-# leave restores it, so that overlapping calls cannot restore it too early or
-# leave it behind. torch's count belongs to each thread in OpenMP builds, and a
-# thread starts with the count last set by any thread, so each thread sets and
-# restores its own.
+# The BLAS thread count is process-wide, so calls of one_cpu_thread that overlap
+# in several threads share one limit: the first to enter sets it and the last to
+# leave restores it. torch's count belongs to each thread, which restores its own.
 _limit_lock = threading.Lock()
 _limit_holders = 0
 _blas_limiter = None
@@ -197,10 +193,8 @@ def singular_values(matrices, method: Method = "gram") -> torch.Tensor:
     if scaled.shape[-2] > scaled.shape[-1]:
         scaled = scaled.mT
     if scaled.device.type == "cpu":
-        # NumPy forms A·Aᵀ with the symmetric rank-k update of its BLAS, which
-        # is half the work of a general product. With its eigen-solver, this
-        # route took 1.6× less time than torch's for one 1280 × 1280 matrix,
-        # and no more for batches of sizes 16 to 256 (docs/benchmarks.md).
+        # NumPy forms A·Aᵀ as a symmetric rank-k update, half a general product.
+        # With its eigen-solver this was 1.6× faster than torch at 1280 × 1280.
         rows = scaled.numpy()
         with one_cpu_thread():
             eigenvalues = torch.from_numpy(np.linalg.eigvalsh(rows @ rows.swapaxes(-1, -2)))

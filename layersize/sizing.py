@@ -239,12 +239,10 @@ def validate_widths(widths: Sequence[int], n_samples: int) -> tuple[int, ...]:
     return tuple(grid)
 
 
-# A width whose repetitions together cost more than PIECE_WORK, counted as n³
-# per repetition of width n (the order of the eigen-solver's work), is split
-# into pieces that worker threads score side by side. Without the split, one
-# thread scored the 5 repetitions of width 1280 of an MNIST sweep while the
-# other sat idle after the narrow widths. The pieces depend only on the width
-# and the repetitions, never on the number of workers, so neither do the scores.
+# A width whose repetitions cost more than PIECE_WORK in all (n³ per repetition,
+# the order of the eigen-solver's work) is split into pieces that threads score
+# side by side. The split depends only on the width and the repetitions, so the
+# scores do not depend on the number of workers.
 PIECE_WORK = 2**30
 
 

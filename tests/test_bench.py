@@ -132,7 +132,7 @@ def test_load_images_reads_npy_array(tmp_path):
         (b"PK\x03\x04broken zip", r"Reading .*notes\.npz as a NumPy \.npy or \.npz file failed"),
     ],
 )
-def test_load_images_names_file_that_is_not_numpy(tmp_path, content, message):
+def test_load_images_non_numpy_file(tmp_path, content, message):
     path = tmp_path / "notes.npz"
     path.write_bytes(content)
 
@@ -140,7 +140,7 @@ def test_load_images_names_file_that_is_not_numpy(tmp_path, content, message):
         load_cifar_images(path)
 
 
-def test_load_images_rejects_damaged_members(tmp_path):
+def test_load_images_damaged_members(tmp_path):
     raw = tmp_path / "raw.npz"
     with zipfile.ZipFile(raw, "w") as archive:
         archive.writestr("images.npy", b"not an array")

@@ -153,7 +153,7 @@ def test_cli_image_csv_through_load_images(workspace):
     assert "NEAR score" in result.output
 
 
-def test_cli_format_reads_csv_with_other_name(workspace):
+def test_cli_format_reads_renamed_csv(workspace):
     folder, module = workspace
     rng = np.random.default_rng(3)
     header = "label," + ",".join(f"p{index}" for index in range(16))
@@ -171,7 +171,7 @@ def test_cli_format_reads_csv_with_other_name(workspace):
     assert "NEAR score" in named.output
 
 
-def test_cli_json_below_a_file_fails_before_scoring(workspace):
+def test_cli_json_below_file_rejected(workspace):
     folder, module = workspace
     (folder / "afile").write_text("keep me\n")
 
@@ -185,7 +185,7 @@ def test_cli_json_below_a_file_fails_before_scoring(workspace):
     assert (folder / "afile").read_text() == "keep me\n"
 
 
-def test_cli_integer_pixels_become_float_values(workspace):
+def test_cli_integer_pixels_become_float(workspace):
     folder, module = workspace
     pixels = np.random.default_rng(4).integers(0, 256, size=(30, 1, 4, 4), dtype=np.uint8)
     np.save(folder / "pixels.npy", pixels)
@@ -219,7 +219,7 @@ def test_cli_json_path_rejected_before_scoring(workspace, json_path):
         ("empty.pt", b"", "torch.load failed"),
     ],
 )
-def test_cli_damaged_data_file_is_usage_error(workspace, name, content, message):
+def test_cli_damaged_data_rejected(workspace, name, content, message):
     folder, module = workspace
     (folder / name).write_bytes(content)
 
@@ -230,7 +230,7 @@ def test_cli_damaged_data_file_is_usage_error(workspace, name, content, message)
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
-def test_cli_raw_archive_member_is_usage_error(workspace):
+def test_cli_raw_member_rejected(workspace):
     import zipfile
 
     folder, module = workspace

@@ -9,7 +9,7 @@ import pytest
 from layersize.numpy_files import read_numpy_file
 
 
-def test_npy_gives_array_and_npz_gives_dict(tmp_path):
+def test_npy_array_npz_dict(tmp_path):
     values = np.arange(6.0).reshape(2, 3)
     np.save(tmp_path / "values.npy", values)
     np.savez(tmp_path / "values.npz", a=values, b=values[0])

@@ -216,7 +216,7 @@ def test_overlapping_limits_restore_counts_once():
     assert after_blas == before
 
 
-def test_tensor_that_requires_grad_is_accepted():
+def test_tensor_requiring_grad_accepted():
     matrix = torch.eye(4, dtype=torch.float64, requires_grad=True)
 
     assert float(effective_rank(matrix)) == pytest.approx(4.0)
@@ -231,7 +231,7 @@ def _torch_threads_of_new_thread():
     return counts[0]
 
 
-def test_each_thread_limits_its_own_torch_threads():
+def test_threads_limit_own_torch_count():
     started, entered = threading.Event(), threading.Event()
     inside = {}
 

@@ -13,7 +13,7 @@ def _layer(number, width, x_star, x_error, gamma):
     return types.SimpleNamespace(layer=number, width=width, fit=fit, widths=np.array([10, 640]))
 
 
-def test_table_aligns_estimates_of_different_sizes():
+def test_table_aligns_large_estimates():
     result = types.SimpleNamespace(layers=[_layer(1, 179, 178.6, 52.9, -0.022), _layer(2, 63, 62.4, 1.3, -0.282)])
 
     header, rule, first, second = format_table(result).splitlines()
@@ -25,7 +25,7 @@ def test_table_aligns_estimates_of_different_sizes():
     assert first.split()[:2] == ["1", "179"]
 
 
-def test_table_without_layers_is_the_header():
+def test_empty_table_is_header():
     header, rule = format_table(types.SimpleNamespace(layers=[])).splitlines()
 
     assert header.split() == ["layer", "width", "x*", "gamma", "R^2", "swept"]

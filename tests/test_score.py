@@ -332,7 +332,7 @@ def test_trace_false_captures_modules_only():
     assert np.array_equal(traced.totals, untraced.totals)
 
 
-def test_constant_feature_map_corner_gets_a_note():
+def test_blank_corner_gets_note():
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(40, 1, 12, 12, generator=generator)
     blank_top = images.clone()

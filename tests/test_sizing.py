@@ -250,8 +250,8 @@ def test_unsplit_widths_keep_their_draws(rows, monkeypatch):
     split = estimate_layer_size(rows, widths=(4, 8, 16, 32), repetitions=6, seed=4,
                                 threshold=0.05, allow_extrapolation=True)
 
-    # Widths up to 16 fit in one piece and keep their draws; 32 is split into 3
-    # pieces of 2 repetitions with draws of their own.
+    # Widths up to 16 fit in one piece and keep their draws. Width 32 is split
+    # into 3 pieces of 2 repetitions with draws of their own.
     assert split.points[:3] == whole.points[:3]
     assert split.points[3] != whole.points[3]
 

@@ -159,7 +159,7 @@ def load_inputs(path: Path, file_format: str | None = None) -> torch.Tensor:
             f"but a numeric array of samples with shape (N, ...) is needed."
         )
     if not tensor.is_floating_point():
-        # Models take float inputs; the values themselves are kept (uint8 pixels stay 0-255).
+        # Models take float inputs. The values are kept, so uint8 pixels stay 0-255.
         tensor = tensor.to(torch.float32)
     return tensor
 
@@ -171,7 +171,7 @@ def _check_output_folder(path: Path) -> None:
     broken link.
     """
     if str(path) in ("", ".") or path.is_dir():
-        raise click.BadParameter(f"{str(path)!r} is a folder; give a file name such as score.json.",
+        raise click.BadParameter(f"{str(path)!r} is a folder. Give a file name such as score.json.",
                                  param_hint="--json")
     for folder in path.absolute().parents:
         if folder.is_dir():

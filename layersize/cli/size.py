@@ -46,7 +46,7 @@ def parse_widths(context, parameter, value: str | None):
     too_small = [width for width in widths if width < 2]
     if too_small:
         raise click.BadParameter(
-            f"{value!r} contains the width {too_small[0]}; widths are numbers of neurons, "
+            f"{value!r} contains the width {too_small[0]}. Widths are numbers of neurons, "
             f"at least 2 (width 1 is added to the fit by --anchor)."
         )
     if len(set(widths)) < 4:
