@@ -1,6 +1,6 @@
 """NAS-Bench-201 benchmark of the NEAR score: correlation with accuracy, proxy comparison, speed.
 
-Four subcommands, each printing lines for docs/benchmarks.md:
+Five subcommands, each printing lines for docs/benchmarks.md:
 
 ``score``
     Score a seeded random sample of benchmark indices and the architectures of
@@ -20,6 +20,8 @@ Four subcommands, each printing lines for docs/benchmarks.md:
     beside the time of the same number of plain forward passes (no hooks, no
     fresh weights, no ranks), which no change to the scoring can remove, and
     with ``--vmap`` the same passes as one vmapped call over stacked weights.
+``profile``
+    A cProfile of the second, warm scoring of one architecture, by own time.
 
 Example (the commands behind the NAS-Bench-201 section of docs/benchmarks.md)::
 
@@ -27,6 +29,7 @@ Example (the commands behind the NAS-Bench-201 section of docs/benchmarks.md)::
     python benchmarks/nas_bench.py report --sample 1000 --seed 0 --out /tmp/nas-bench
     python benchmarks/nas_bench.py throughput --n 12 --seed 1
     python benchmarks/nas_bench.py forward-share --n 10 --seed 5 --vmap
+    python benchmarks/nas_bench.py profile --index 9765
 """
 
 from __future__ import annotations
@@ -280,6 +283,20 @@ def _time_vmapped_forwards(arch: str, batch: torch.Tensor, repetitions: int) -> 
         torch.set_num_threads(previous_threads)
 
 
+def command_profile(arguments: argparse.Namespace) -> None:
+    """Print a cProfile of the second, warm scoring of one architecture on one thread."""
+    import cProfile
+    import pstats
+
+    images = bench.load_cifar_images(IMAGES)
+    arch = all_architectures()[arguments.index]
+    options = dict(repetitions=arguments.repetitions, torch_threads=1)
+    bench.score_architecture(arguments.index, arch, images, **options)
+    profiler = cProfile.Profile()
+    profiler.runcall(bench.score_architecture, arguments.index, arch, images, **options)
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(arguments.top)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--verbose", action="store_true", help="Log progress at INFO level.")
@@ -317,6 +334,12 @@ def main(argv: list[str] | None = None) -> None:
     share.add_argument("--vmap", action="store_true",
                        help="Also time the forward passes batched with torch.func.vmap.")
     share.set_defaults(run=command_forward_share)
+
+    profile = commands.add_parser("profile", help="Profile the scoring of one architecture.")
+    profile.add_argument("--index", type=int, default=9765, help="Benchmark index to profile.")
+    profile.add_argument("--repetitions", type=int, default=32, help="Repetitions of the NEAR score.")
+    profile.add_argument("--top", type=int, default=25, help="Functions to list, by own time.")
+    profile.set_defaults(run=command_profile)
 
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if arguments.verbose else logging.WARNING,
