@@ -130,6 +130,7 @@ def command_score(arguments: argparse.Namespace) -> None:
             bench.score_architectures(
                 chunk, images, results_csv, repetitions=arguments.repetitions, seed=arguments.seed,
                 scheduler=cluster.scheduler_address if cluster is not None else None, progress=False,
+                classifier=arguments.classifier,
             )
             done = sum(1 for result in bench.ResultsFile(results_csv).read().values() if result.status == "ok")
             logger.info("%d architectures scored after %.0f s.", done, time.perf_counter() - started)
@@ -194,14 +195,15 @@ def command_throughput(arguments: argparse.Namespace) -> None:
     archs = all_architectures()
     previous_threads = torch.get_num_threads()
     # One warm-up architecture, so that the first timing does not include imports and allocations.
-    bench.score_architecture(indices[0], archs[indices[0]], images, repetitions=2)
+    bench.score_architecture(indices[0], archs[indices[0]], images, repetitions=2, classifier=arguments.classifier)
     lines = []
     for threads in (1, 2):
         torch.set_num_threads(threads)
         seconds = []
         for index in indices[1:]:
             start = time.perf_counter()
-            result = bench.score_architecture(index, archs[index], images, repetitions=arguments.repetitions)
+            result = bench.score_architecture(index, archs[index], images, repetitions=arguments.repetitions,
+                                              classifier=arguments.classifier)
             seconds.append(time.perf_counter() - start)
             assert result.status == "ok", result.error
         median = statistics.median(seconds)
@@ -216,7 +218,8 @@ def command_throughput(arguments: argparse.Namespace) -> None:
         results_csv = out / f"throughput-{time.time_ns()}.csv"
         start = time.perf_counter()
         results = bench.score_architectures(indices[1:], images, results_csv, repetitions=arguments.repetitions,
-                                            seed=0, workers=arguments.workers, progress=False)
+                                            seed=0, workers=arguments.workers, progress=False,
+                                            classifier=arguments.classifier)
         wall = time.perf_counter() - start
         per_task = statistics.median(result.seconds for result in results)
         lines.append(f"--workers {arguments.workers}: {len(results)} architectures in {wall:.1f} s wall "
@@ -290,7 +293,7 @@ def command_profile(arguments: argparse.Namespace) -> None:
 
     images = bench.load_cifar_images(IMAGES)
     arch = all_architectures()[arguments.index]
-    options = dict(repetitions=arguments.repetitions, torch_threads=1)
+    options = dict(repetitions=arguments.repetitions, torch_threads=1, classifier=arguments.classifier)
     bench.score_architecture(arguments.index, arch, images, **options)
     profiler = cProfile.Profile()
     profiler.runcall(bench.score_architecture, arguments.index, arch, images, **options)
@@ -310,6 +313,8 @@ def main(argv: list[str] | None = None) -> None:
     score.add_argument("--repetitions", type=int, default=32, help="Repetitions of each NEAR score.")
     score.add_argument("--minutes", type=float, default=20, help="Start no chunk after this many minutes.")
     score.add_argument("--chunk", type=int, default=40, help="Architectures per chunk between time checks.")
+    score.add_argument("--no-classifier", dest="classifier", action="store_false",
+                         help="Leave the classifier's output out: one image per repetition.")
     score.set_defaults(run=command_score)
 
     report = commands.add_parser("report", help="Print the correlation and proxy tables.")
@@ -325,6 +330,8 @@ def main(argv: list[str] | None = None) -> None:
     throughput.add_argument("--repetitions", type=int, default=32, help="Repetitions of each NEAR score.")
     throughput.add_argument("--workers", type=int, default=2, help="Also time a local cluster (0: skip).")
     throughput.add_argument("--scratch", default="/tmp", help="Folder for the cluster run's results CSV.")
+    throughput.add_argument("--no-classifier", dest="classifier", action="store_false",
+                              help="Leave the classifier's output out: one image per repetition.")
     throughput.set_defaults(run=command_throughput)
 
     share = commands.add_parser("forward-share", help="Time plain forward passes against scoring.")
@@ -339,6 +346,8 @@ def main(argv: list[str] | None = None) -> None:
     profile.add_argument("--index", type=int, default=9765, help="Benchmark index to profile.")
     profile.add_argument("--repetitions", type=int, default=32, help="Repetitions of the NEAR score.")
     profile.add_argument("--top", type=int, default=25, help="Functions to list, by own time.")
+    profile.add_argument("--no-classifier", dest="classifier", action="store_false",
+                           help="Leave the classifier's output out: one image per repetition.")
     profile.set_defaults(run=command_profile)
 
     arguments = parser.parse_args(argv)

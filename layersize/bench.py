@@ -8,7 +8,9 @@ The workflow behind ``near-bench``:
 3. :func:`score_architectures` builds each network, scores it with the NEAR
    score, and appends one row per architecture to a results CSV as soon as it is
    done, serially or on a ``dask.distributed`` cluster. A rerun on the same CSV
-   skips the architectures that already have a row with status ``ok``.
+   skips the architectures that already have a row with status ``ok``; the
+   settings record beside the CSV (:func:`settings_path`) keeps a rerun with
+   other settings from mixing its scores in.
 4. :func:`correlate_with_accuracy` joins the scores with a benchmark accuracy
    table and reports Kendall's τ and Spearman's ρ with bootstrap confidence
    intervals, for the NEAR score and for the parameter count as a baseline.
@@ -33,7 +35,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import hashlib
 import io
+import json
 import logging
 import math
 import os
@@ -69,6 +73,7 @@ __all__ = [
     "score_architecture",
     "score_architectures",
     "select_indices",
+    "settings_path",
     "write_summary",
 ]
 
@@ -332,7 +337,19 @@ def _format_float(value: float) -> str:
     return "" if math.isnan(value) else repr(float(value))
 
 
-def _default_scorer() -> Scorer:
+def _counts_without_classifier(name: str, module: torch.nn.Module | None) -> bool:
+    """Select what ``near_score`` counts by default, except the ``classifier`` output."""
+    from layersize.capture import TORCH_ACTIVATIONS, has_weight, is_user_activation
+
+    if name == "classifier":
+        return False
+    if module is None:
+        # An activation applied as a function, which only a torch.fx trace finds.
+        return True
+    return has_weight(module) or isinstance(module, TORCH_ACTIVATIONS) or is_user_activation(module)
+
+
+def _default_scorer(classifier: bool = True) -> Scorer:
     try:
         from layersize.score import near_score
     except ImportError as exc:
@@ -342,7 +359,17 @@ def _default_scorer() -> Scorer:
         ) from exc
     # Every activation of a NAS-Bench-201 network is a module (ReLU), so hooks
     # capture all of them and the torch.fx trace would only cost time.
-    return functools.partial(near_score, trace=False)
+    if classifier:
+        return functools.partial(near_score, trace=False)
+    return functools.partial(near_score, trace=False, select=_counts_without_classifier)
+
+
+def _check_classifier_option(classifier: bool, scorer: Scorer | None) -> None:
+    if not classifier and scorer is not None:
+        raise ValueError(
+            "classifier=False applies to the default scorer only. Leave classifier at True "
+            "and leave the classifier out in your scorer, for example through near_score's select."
+        )
 
 
 def score_architecture(
@@ -355,6 +382,7 @@ def score_architecture(
     num_classes: int = 10,
     torch_threads: int | None = None,
     device: str | None = None,
+    classifier: bool = True,
 ) -> ArchitectureResult:
     """Build the network of one architecture and compute its NEAR score.
 
@@ -387,6 +415,12 @@ def score_architecture(
     device : str, optional
         Device of the forward passes, passed to the scorer as ``device=`` only
         when given, such as ``"cuda"``. By default the scorer's default (the CPU).
+    classifier : bool, default=True
+        Count the output of the final Linear layer, which is ``num_classes``
+        wide, so that each repetition needs ``num_classes`` images. False
+        leaves it out of the default scorer; the feature maps then need one
+        32 x 32 image per repetition, which takes about 1.7x less time (see
+        docs/benchmarks.md for the scores and rank correlations of both).
 
     Returns
     -------
@@ -400,7 +434,7 @@ def score_architecture(
     if torch_threads is not None:
         torch.set_num_threads(int(torch_threads))
     try:
-        return _score_one(index, arch, images, repetitions, seed, scorer, num_classes, device)
+        return _score_one(index, arch, images, repetitions, seed, scorer, num_classes, device, classifier)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -414,11 +448,13 @@ def _score_one(
     scorer: Scorer | None,
     num_classes: int,
     device: str | None,
+    classifier: bool = True,
 ) -> ArchitectureResult:
     start = time.perf_counter()
     n_params = -1
     try:
-        score_function = scorer if scorer is not None else _default_scorer()
+        _check_classifier_option(classifier, scorer)
+        score_function = scorer if scorer is not None else _default_scorer(classifier)
         # Fix the construction draw too, in case the scorer keeps the initial weights.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -588,6 +624,7 @@ def score_architectures(
     retries: int = 1,
     device: str | None = None,
     torch_threads: int = 1,
+    classifier: bool = True,
 ) -> list[ArchitectureResult]:
     """Score architectures and stream the results to a CSV, skipping finished ones.
 
@@ -633,6 +670,8 @@ def score_architectures(
         the safer setting on a CPU that other processes share: on two busy
         cores, two threads gave the same median time as one but stalled single
         architectures for up to 10x the median (docs/benchmarks.md).
+    classifier : bool, default=True
+        Count the classifier's output (see :func:`score_architecture`).
 
     Returns
     -------
@@ -644,10 +683,20 @@ def score_architectures(
     ------
     ValueError
         If both ``workers`` and ``scheduler`` are given, ``repetitions`` or
-        ``workers`` is below 1, or the file has a different architecture at a
-        requested index.
+        ``workers`` is below 1, ``classifier`` is False with a custom
+        ``scorer``, there are fewer images than classes for the default
+        scorer with the classifier counted, the file has a different architecture at a requested
+        index, or the file's scores were made with other settings (see
+        :func:`settings_path`).
     """
     _check_images(images)
+    _check_classifier_option(classifier, scorer)
+    if classifier and scorer is None and images.shape[0] < num_classes:
+        raise ValueError(
+            f"The classifier is {num_classes} wide, so each repetition needs {num_classes} images, "
+            f"but there are only {images.shape[0]}. Give at least {num_classes} images, or leave "
+            f"the classifier out of the score (classifier=False, near-bench --no-classifier)."
+        )
     if repetitions < 1:
         raise ValueError(f"repetitions must be at least 1, got {repetitions}.")
     if workers is not None and scheduler is not None:
@@ -660,6 +709,7 @@ def score_architectures(
         raise ValueError(f"torch_threads must be at least 1, got {torch_threads}.")
 
     requested = _normalise_archs(archs)
+    settings = _run_settings(images, repetitions, seed, num_classes, classifier, scorer)
     # Converted once here rather than for each architecture in score_architecture.
     images = images.contiguous(memory_format=torch.channels_last)
     results_file = ResultsFile(results_csv)
@@ -671,6 +721,7 @@ def score_architectures(
                 f"but the benchmark has {arch}. The file belongs to another search space or order; "
                 f"choose another output path."
             )
+    _check_settings(results_file.path, settings, has_rows=bool(previous))
 
     done = {index: previous[index] for index, _ in requested
             if index in previous and previous[index].status == "ok"}
@@ -687,7 +738,8 @@ def score_architectures(
                 bar.update(1)
 
             options = dict(images=images, repetitions=repetitions, seed=seed, scorer=scorer,
-                           num_classes=num_classes, device=device, torch_threads=torch_threads)
+                           num_classes=num_classes, device=device, torch_threads=torch_threads,
+                           classifier=classifier)
             if workers is None and scheduler is None:
                 for index, arch in pending:
                     record(score_architecture(index, arch, **options))
@@ -699,6 +751,87 @@ def score_architectures(
         logger.warning("%d of %d architectures failed to score; see the status and error columns of %s.",
                        n_bad, len(new_results), results_file.path)
     return [done[index] if index in done else new_results[index] for index, _ in requested]
+
+
+def settings_path(results_csv: str | os.PathLike) -> Path:
+    """Return the path of the settings record beside a results CSV.
+
+    ``scores.csv`` has its settings in ``scores.settings.json``: the
+    repetitions, seed, number of classes, classifier option, scorer and a
+    SHA-256 digest of the input images that its scores were made with.
+    """
+    return Path(results_csv).with_suffix(".settings.json")
+
+
+def _scorer_name(scorer: Scorer | None) -> str:
+    if scorer is None:
+        return "layersize.score.near_score"
+    function = scorer.func if isinstance(scorer, functools.partial) else scorer
+    module = getattr(function, "__module__", None) or type(function).__module__
+    name = getattr(function, "__qualname__", None) or type(function).__qualname__
+    return f"{module}.{name}"
+
+
+def _run_settings(
+    images: torch.Tensor,
+    repetitions: int,
+    seed: int,
+    num_classes: int,
+    classifier: bool,
+    scorer: Scorer | None,
+) -> dict[str, Any]:
+    """Everything besides the architecture that changes a score, as JSON values."""
+    pixels = images.detach().cpu().contiguous().numpy()
+    return {
+        "space": "nats-tss",
+        "repetitions": int(repetitions),
+        "seed": int(seed),
+        "num_classes": int(num_classes),
+        "classifier": bool(classifier),
+        "scorer": _scorer_name(scorer),
+        "images_shape": list(pixels.shape),
+        "images_sha256": hashlib.sha256(pixels.tobytes()).hexdigest(),
+    }
+
+
+def _check_settings(results_csv: Path, settings: dict[str, Any], has_rows: bool) -> None:
+    """Reject scores made with other settings than a results file's, then record the settings."""
+    record = settings_path(results_csv)
+    if has_rows and record.is_file():
+        try:
+            stored = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            stored, problem = None, str(exc)
+        else:
+            problem = "" if isinstance(stored, dict) else "it does not contain a JSON object"
+        if problem:
+            raise ValueError(
+                f"Cannot read the settings record {record} of {results_csv}: {problem}. Delete the "
+                f"record if the scores were made with the settings of this run, or choose "
+                f"another output path."
+            )
+        changed = [key for key in settings if stored.get(key) != settings[key]]
+        if changed:
+            def shown(key: str, value: Any) -> str:
+                if key == "images_sha256":
+                    return f"images of SHA-256 {str(value)[:12]}..."
+                return f"{key}={value!r}"
+
+            raise ValueError(
+                f"{results_csv} contains scores made with "
+                f"{', '.join(shown(key, stored.get(key)) for key in changed)}, but this run has "
+                f"{', '.join(shown(key, settings[key]) for key in changed)}. Scores made with "
+                f"other settings would be mixed with them: rerun with the settings of the file "
+                f"(in {record.name}), or choose another output path."
+            )
+        return
+    if has_rows:
+        logger.warning(
+            "%s has no settings record %s, so it cannot be checked that its scores were made "
+            "with the settings of this run; recording this run's settings.", results_csv, record.name,
+        )
+    record.parent.mkdir(parents=True, exist_ok=True)
+    write_json(record, settings)
 
 
 @contextlib.contextmanager
@@ -1113,6 +1246,7 @@ def run_benchmark(
     scorer: Scorer | None = None,
     device: str | None = None,
     torch_threads: int = 1,
+    classifier: bool = True,
 ) -> dict[str, Any]:
     """Score benchmark architectures, then correlate, plot and summarise.
 
@@ -1151,7 +1285,7 @@ def run_benchmark(
     results = score_architectures(
         indices, images, results_csv, repetitions=repetitions, seed=seed, workers=workers,
         scheduler=scheduler, progress=progress, scorer=scorer, num_classes=num_classes, retries=retries,
-        device=device, torch_threads=torch_threads,
+        device=device, torch_threads=torch_threads, classifier=classifier,
     )
 
     statuses = [result.status for result in results]
@@ -1166,6 +1300,7 @@ def run_benchmark(
         "repetitions": repetitions,
         "seed": seed,
         "torch_threads": torch_threads,
+        "classifier": classifier,
         "n_images": int(images.shape[0]),
         "results_csv": str(results_csv),
     }

@@ -435,7 +435,8 @@ def _too_few_samples_message(
         layers_need = "layer needs" if n_others == 1 else "layers need"
         others = f" ({n_others} other {layers_need} more than {n_available} too)"
     return (
-        f"{requirement}, but inputs contain only {n_available} samples{others}. Pass at least "
+        f"{requirement}, but inputs contain only {n_available} "
+        f"{'sample' if n_available == 1 else 'samples'}{others}. Pass at least "
         f"{plan.samples_needed} samples, or incomplete='warn' to score such layers on "
         f"fewer rows than their width."
     )

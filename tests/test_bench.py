@@ -318,6 +318,83 @@ def test_disconnected_cells_tie_through_bench(tmp_path, images):
     assert len({result.near_stderr for result in results}) == 1
 
 
+def test_without_classifier_one_image_per_repetition(images):
+    near_score_or_skip()
+    network = build_network(all_architectures()[284])
+    full = bench._default_scorer(classifier=True)(network, images, repetitions=1, seed=2)
+    cells = bench._default_scorer(classifier=False)(network, images, repetitions=1, seed=2)
+    assert full.n_samples == 10
+    assert cells.n_samples == 1
+    assert [layer.name for layer in cells.layers] == [
+        layer.name for layer in full.layers if layer.name != "classifier"
+    ]
+
+
+def test_without_classifier_scores_from_a_single_image(tmp_path, images):
+    near_score_or_skip()
+    one_image = images[:1]
+    with pytest.raises(ValueError, match="needs 10 images, but there are only 1.*--no-classifier"):
+        score_architectures([284], one_image, tmp_path / "a.csv", repetitions=2, progress=False)
+    assert not (tmp_path / "a.csv").exists()
+
+    results = score_architectures([284, *DISCONNECTED[:2]], one_image, tmp_path / "b.csv", repetitions=2,
+                                  progress=False, classifier=False)
+    assert [result.status for result in results] == ["ok"] * 3
+    assert all(math.isfinite(result.near_mean) for result in results)
+    assert results[1].near_mean == results[2].near_mean
+    assert results[0].near_mean > 10 * results[1].near_mean
+
+
+def test_without_classifier_rejects_custom_scorer(tmp_path, images):
+    with pytest.raises(ValueError, match="default scorer only"):
+        score_architectures([0], images, tmp_path / "scores.csv", scorer=stub_scorer, progress=False,
+                            classifier=False)
+    assert not (tmp_path / "scores.csv").exists()
+
+
+def test_settings_recorded_and_checked_on_resume(tmp_path, images):
+    results_csv = tmp_path / "scores.csv"
+    score_architectures([0, 1], images, results_csv, repetitions=2, seed=3, scorer=stub_scorer, progress=False)
+    record = json.loads(bench.settings_path(results_csv).read_text())
+    assert bench.settings_path(results_csv).name == "scores.settings.json"
+    assert record["repetitions"] == 2
+    assert record["seed"] == 3
+    assert record["classifier"] is True
+    assert record["images_shape"] == [12, 3, 32, 32]
+
+    changes = [
+        ({"repetitions": 4, "seed": 3, "images": images}, "repetitions=2, but this run has repetitions=4"),
+        ({"repetitions": 2, "seed": 5, "images": images}, "seed=3, but this run has seed=5"),
+        ({"repetitions": 2, "seed": 3, "images": images + 1}, "images of SHA-256"),
+        ({"repetitions": 2, "seed": 3, "images": images, "num_classes": 100}, "num_classes=10"),
+    ]
+    for options, message in changes:
+        with pytest.raises(ValueError, match=message):
+            score_architectures([0, 1, 2], results_csv=results_csv, scorer=stub_scorer, progress=False,
+                                **options)
+    assert len(read_rows(results_csv)) == 2
+
+    # The same settings, given as a channels-last tensor, resume the file.
+    resumed = score_architectures([0, 1, 2], images.contiguous(memory_format=torch.channels_last),
+                                  results_csv, repetitions=2, seed=3, scorer=stub_scorer, progress=False)
+    assert [result.status for result in resumed] == ["ok"] * 3
+    assert len(read_rows(results_csv)) == 3
+
+
+def test_settings_record_missing_or_damaged(tmp_path, images, caplog):
+    results_csv = tmp_path / "scores.csv"
+    with ResultsFile(results_csv) as results_file:
+        results_file.append(ArchitectureResult(0, all_architectures()[0], 1.0, 0.0, 1, 1.0, "ok"))
+    with caplog.at_level("WARNING", logger="layersize.bench"):
+        score_architectures([0, 1], images, results_csv, scorer=stub_scorer, progress=False)
+    assert "no settings record" in caplog.text
+    assert json.loads(bench.settings_path(results_csv).read_text())["repetitions"] == 32
+
+    bench.settings_path(results_csv).write_text("[1, 2")
+    with pytest.raises(ValueError, match="Cannot read the settings record .*choose another output path"):
+        score_architectures([0, 1, 2], images, results_csv, scorer=stub_scorer, progress=False)
+
+
 # --- Dask ------------------------------------------------------------------------
 
 
@@ -450,7 +527,7 @@ def test_correlate_with_accuracy_joins_on_index():
 def test_near_bench_runs_and_resumes(tmp_path, monkeypatch):
     from layersize.cli.bench import main
 
-    monkeypatch.setattr(bench, "_default_scorer", lambda: stub_scorer)
+    monkeypatch.setattr(bench, "_default_scorer", lambda classifier=True: stub_scorer)
     pixels = np.random.default_rng(1).integers(0, 256, size=(12, 32, 32, 3), dtype=np.uint8)
     np.savez(tmp_path / "images.npz", images=pixels)
     archs = all_architectures()
@@ -474,6 +551,30 @@ def test_near_bench_runs_and_resumes(tmp_path, monkeypatch):
     second = CliRunner().invoke(main, arguments)
     assert second.exit_code == 0, second.output
     assert "5 already scored, 0 scored now" in second.output
+
+    other = CliRunner().invoke(main, [*arguments, "--repetitions", "3"])
+    assert other.exit_code == 1
+    assert "repetitions=2, but this run has repetitions=3" in other.output
+
+
+def test_near_bench_no_classifier(tmp_path, monkeypatch):
+    from layersize.cli.bench import main
+
+    requested: list[bool] = []
+
+    def default_scorer(classifier=True):
+        requested.append(classifier)
+        return stub_scorer
+
+    monkeypatch.setattr(bench, "_default_scorer", default_scorer)
+    pixels = np.random.default_rng(1).integers(0, 256, size=(4, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "images.npz", images=pixels)
+    result = CliRunner().invoke(main, ["--indices", "0,1", "--images", str(tmp_path / "images.npz"),
+                                       "--out", str(tmp_path / "out"), "--repetitions", "2",
+                                       "--no-classifier", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert requested == [False, False]
+    assert json.loads((tmp_path / "out" / "scores.settings.json").read_text())["classifier"] is False
 
 
 def test_near_bench_needs_one_selection(tmp_path):

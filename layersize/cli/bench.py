@@ -66,6 +66,11 @@ def _quiet_dask_logs() -> None:
               help="Repetitions of each NEAR score, each with fresh weights.")
 @click.option("--num-classes", type=click.IntRange(min=1), default=10, show_default=True,
               help="Output width of the networks' classifier.")
+@click.option("--classifier/--no-classifier", default=True, show_default=True,
+              help="Count the output of the final Linear layer in the score. It is --num-classes wide, "
+                   "so each repetition needs that many images; without it one image per repetition "
+                   "is enough and scoring takes about 1.7x less time, but the scores change and rank "
+                   "slightly worse against accuracy (docs/benchmarks.md).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Score in parallel on a local dask cluster of this many worker processes.")
 @click.option("--scheduler", default=None,
@@ -85,12 +90,14 @@ def _quiet_dask_logs() -> None:
 @seed_option
 @verbosity_options
 def main(space, sample, indices, archs_file, images, normalise, accuracy, out_dir, repetitions,
-         num_classes, workers, scheduler, retries, torch_threads, device, n_bootstrap, confidence, no_progress, seed, verbose, quiet):
+         num_classes, classifier, workers, scheduler, retries, torch_threads, device, n_bootstrap, confidence, no_progress, seed, verbose, quiet):
     """Score NAS-Bench-201 architectures with NEAR and rank-correlate the scores with accuracy.
 
     Choose the architectures with exactly one of --sample, --indices and --archs.
     Rerunning with the same --out scores only the architectures not yet in
-    scores.csv.
+    scores.csv. Its settings (repetitions, seed, classes, --classifier, the
+    images) are kept in scores.settings.json, and a rerun with other settings
+    stops with an error rather than mix scores that do not compare.
     """
     configure_logging(verbose, quiet)
     if (workers is not None or scheduler is not None) and verbose == 0:
@@ -119,7 +126,7 @@ def main(space, sample, indices, archs_file, images, normalise, accuracy, out_di
             selected, image_tensor, out_dir, accuracy_csv=accuracy, repetitions=repetitions, seed=seed,
             workers=workers, scheduler=scheduler, progress=not no_progress, n_bootstrap=n_bootstrap,
             confidence=confidence, num_classes=num_classes, retries=retries, device=device,
-            torch_threads=torch_threads,
+            torch_threads=torch_threads, classifier=classifier,
         )
     except (ValueError, ImportError) as exc:
         raise click.ClickException(str(exc)) from exc
