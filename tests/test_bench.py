@@ -398,13 +398,15 @@ def test_settings_record_missing_or_damaged(tmp_path, images, caplog):
 # --- Dask ------------------------------------------------------------------------
 
 
-def test_local_cluster_matches_serial(tmp_path, images):
+@pytest.mark.parametrize("classifier", [True, False])
+def test_local_cluster_matches_serial(tmp_path, images, classifier):
     pytest.importorskip("distributed", reason="dask.distributed is not installed")
     near_score_or_skip()
     indices = select_indices(sample=2, seed=2)
-    serial = score_architectures(indices, images, tmp_path / "serial.csv", repetitions=2, seed=9, progress=False)
+    serial = score_architectures(indices, images, tmp_path / "serial.csv", repetitions=2, seed=9, progress=False,
+                                 classifier=classifier)
     parallel = score_architectures(indices, images, tmp_path / "parallel.csv", repetitions=2, seed=9,
-                                   workers=2, progress=False)
+                                   workers=2, progress=False, classifier=classifier)
     assert [result.status for result in parallel] == ["ok"] * 2
     assert [result.near_mean for result in parallel] == [result.near_mean for result in serial]
     assert [result.near_stderr for result in parallel] == [result.near_stderr for result in serial]
