@@ -8,9 +8,9 @@ The workflow behind ``near-bench``:
 3. :func:`score_architectures` builds each network, scores it with the NEAR
    score, and appends one row per architecture to a results CSV as soon as it is
    done, serially or on a ``dask.distributed`` cluster. A rerun on the same CSV
-   skips the architectures that already have a row with status ``ok``; the
-   settings record beside the CSV (:func:`settings_path`) keeps a rerun with
-   other settings from mixing its scores in.
+   skips the architectures that already have a row with status ``ok``. The
+   settings record beside the CSV (:func:`settings_path`) stops a rerun with
+   other settings before it mixes its scores in.
 4. :func:`correlate_with_accuracy` joins the scores with a benchmark accuracy
    table and reports Kendall's τ and Spearman's ρ with bootstrap confidence
    intervals, for the NEAR score and for the parameter count as a baseline.
@@ -338,7 +338,11 @@ def _format_float(value: float) -> str:
 
 
 def _counts_without_classifier(name: str, module: torch.nn.Module | None) -> bool:
-    """Select what ``near_score`` counts by default, except the ``classifier`` output."""
+    """Select every output of a NAS-Bench-201 network that ``near_score`` counts, except the classifier's.
+
+    For these networks, whose activations are all ``torch.nn.ReLU`` modules,
+    this is the default selection without the ``classifier`` module.
+    """
     from layersize.capture import TORCH_ACTIVATIONS, has_weight, is_user_activation
 
     if name == "classifier":
@@ -418,9 +422,9 @@ def score_architecture(
     classifier : bool, default=True
         Count the output of the final Linear layer, which is ``num_classes``
         wide, so that each repetition needs ``num_classes`` images. False
-        leaves it out of the default scorer; the feature maps then need one
-        32 x 32 image per repetition, which takes about 1.7x less time (see
-        docs/benchmarks.md for the scores and rank correlations of both).
+        leaves it out of the default scorer. The feature maps then need one
+        32 x 32 image per repetition, which takes about 1.7x less time.
+        docs/benchmarks.md compares the rank correlations of both.
 
     Returns
     -------
@@ -429,7 +433,13 @@ def score_architecture(
         building or scoring raised one or the score is not finite. Exceptions
         are caught and logged, not raised, so that one architecture cannot stop
         a run.
+
+    Raises
+    ------
+    ValueError
+        If ``classifier`` is False with a custom ``scorer``.
     """
+    _check_classifier_option(classifier, scorer)
     previous_threads = torch.get_num_threads()
     if torch_threads is not None:
         torch.set_num_threads(int(torch_threads))
@@ -453,7 +463,6 @@ def _score_one(
     start = time.perf_counter()
     n_params = -1
     try:
-        _check_classifier_option(classifier, scorer)
         score_function = scorer if scorer is not None else _default_scorer(classifier)
         # Fix the construction draw too, in case the scorer keeps the initial weights.
         with torch.random.fork_rng(devices=[]):
@@ -684,10 +693,10 @@ def score_architectures(
     ValueError
         If both ``workers`` and ``scheduler`` are given, ``repetitions`` or
         ``workers`` is below 1, ``classifier`` is False with a custom
-        ``scorer``, there are fewer images than classes for the default
-        scorer with the classifier counted, the file has a different architecture at a requested
-        index, or the file's scores were made with other settings (see
-        :func:`settings_path`).
+        ``scorer``, the default scorer counts the classifier but there are
+        fewer images than classes, the file has a different architecture at
+        a requested index, or the file's scores were made with other
+        settings (see :func:`settings_path`).
     """
     _check_images(images)
     _check_classifier_option(classifier, scorer)
@@ -721,7 +730,8 @@ def score_architectures(
                 f"but the benchmark has {arch}. The file belongs to another search space or order; "
                 f"choose another output path."
             )
-    _check_settings(results_file.path, settings, has_rows=bool(previous))
+    has_scores = any(result.status == "ok" for result in previous.values())
+    _check_settings(results_file.path, settings, has_scores)
 
     done = {index: previous[index] for index, _ in requested
             if index in previous and previous[index].status == "ok"}
@@ -730,10 +740,16 @@ def score_architectures(
                 len(done), len(requested), results_file.path, len(pending))
 
     new_results: dict[int, ArchitectureResult] = {}
+    # The record is written with the first score, so that a run that scores
+    # nothing cannot claim the settings of scores that other runs made.
+    recorded: list[bool] = []
     if pending:
         with results_file, _progress_bar(len(pending), progress) as bar:
             def record(result: ArchitectureResult) -> None:
                 results_file.append(result)
+                if result.status == "ok" and not recorded:
+                    _record_settings(results_file.path, settings)
+                    recorded.append(True)
                 new_results[result.index] = result
                 bar.update(1)
 
@@ -754,22 +770,32 @@ def score_architectures(
 
 
 def settings_path(results_csv: str | os.PathLike) -> Path:
-    """Return the path of the settings record beside a results CSV.
+    """Return the path of the settings record of a results CSV.
 
-    ``scores.csv`` has its settings in ``scores.settings.json``: the
-    repetitions, seed, number of classes, classifier option, scorer and a
-    SHA-256 digest of the input images that its scores were made with.
+    The record of ``scores.csv`` is ``scores.csv.settings.json``. It contains
+    the repetitions, seed, number of classes, classifier option and scorer
+    that the scores were made with, and the shape, dtype and SHA-256 digest of
+    the input images. It is written with the first score of a file.
     """
-    return Path(results_csv).with_suffix(".settings.json")
+    path = Path(results_csv)
+    return path.with_name(path.name + ".settings.json")
 
 
-def _scorer_name(scorer: Scorer | None) -> str:
-    if scorer is None:
-        return "layersize.score.near_score"
-    function = scorer.func if isinstance(scorer, functools.partial) else scorer
-    module = getattr(function, "__module__", None) or type(function).__module__
-    name = getattr(function, "__qualname__", None) or type(function).__qualname__
-    return f"{module}.{name}"
+def _describe(value: Any) -> str:
+    if callable(value):
+        module = getattr(value, "__module__", None) or type(value).__module__
+        name = getattr(value, "__qualname__", None) or type(value).__qualname__
+        return f"{module}.{name}"
+    return repr(value)
+
+
+def _scorer_name(scorer: Scorer) -> str:
+    """Name a scorer by its function and, for a partial, its bound arguments."""
+    if not isinstance(scorer, functools.partial):
+        return _describe(scorer)
+    arguments = [_describe(value) for value in scorer.args]
+    arguments += [f"{key}={_describe(value)}" for key, value in sorted(scorer.keywords.items())]
+    return f"{_describe(scorer.func)}({', '.join(arguments)})"
 
 
 def _run_settings(
@@ -780,7 +806,11 @@ def _run_settings(
     classifier: bool,
     scorer: Scorer | None,
 ) -> dict[str, Any]:
-    """Everything besides the architecture that changes a score, as JSON values."""
+    """Collect the settings besides the architecture that a score depends on, as JSON values.
+
+    The device and the torch thread count are left out: they change how the
+    forward passes round, not what is computed.
+    """
     pixels = images.detach().cpu().contiguous().numpy()
     return {
         "space": "nats-tss",
@@ -788,50 +818,72 @@ def _run_settings(
         "seed": int(seed),
         "num_classes": int(num_classes),
         "classifier": bool(classifier),
-        "scorer": _scorer_name(scorer),
+        "scorer": _scorer_name(scorer if scorer is not None else _default_scorer(classifier)),
         "images_shape": list(pixels.shape),
-        "images_sha256": hashlib.sha256(pixels.tobytes()).hexdigest(),
+        "images_dtype": str(pixels.dtype),
+        "images_sha256": hashlib.sha256(memoryview(pixels).cast("B")).hexdigest(),
     }
 
 
-def _check_settings(results_csv: Path, settings: dict[str, Any], has_rows: bool) -> None:
-    """Reject scores made with other settings than a results file's, then record the settings."""
-    record = settings_path(results_csv)
-    if has_rows and record.is_file():
-        try:
-            stored = json.loads(record.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            stored, problem = None, str(exc)
-        else:
-            problem = "" if isinstance(stored, dict) else "it does not contain a JSON object"
-        if problem:
-            raise ValueError(
-                f"Cannot read the settings record {record} of {results_csv}: {problem}. Delete the "
-                f"record if the scores were made with the settings of this run, or choose "
-                f"another output path."
-            )
-        changed = [key for key in settings if stored.get(key) != settings[key]]
-        if changed:
-            def shown(key: str, value: Any) -> str:
-                if key == "images_sha256":
-                    return f"images of SHA-256 {str(value)[:12]}..."
-                return f"{key}={value!r}"
+# The near-bench option behind each setting, named in the message about a changed one.
+_SETTING_OPTIONS = {
+    "repetitions": "--repetitions",
+    "seed": "--seed",
+    "num_classes": "--num-classes",
+    "classifier": "--classifier/--no-classifier",
+    "images_shape": "--images",
+    "images_dtype": "--images",
+    "images_sha256": "--images and --normalise",
+}
 
-            raise ValueError(
-                f"{results_csv} contains scores made with "
-                f"{', '.join(shown(key, stored.get(key)) for key in changed)}, but this run has "
-                f"{', '.join(shown(key, settings[key]) for key in changed)}. Scores made with "
-                f"other settings would be mixed with them: rerun with the settings of the file "
-                f"(in {record.name}), or choose another output path."
-            )
+
+def _check_settings(results_csv: Path, settings: dict[str, Any], has_scores: bool) -> None:
+    """Raise if the scores in a results file were made with other settings than this run's."""
+    record = settings_path(results_csv)
+    if not has_scores:
         return
-    if has_rows:
+    if not record.is_file():
         logger.warning(
-            "%s has no settings record %s, so it cannot be checked that its scores were made "
-            "with the settings of this run; recording this run's settings.", results_csv, record.name,
+            "%s has no settings record %s, so this run cannot check that the scores in it were "
+            "made with the same settings. This run's settings are recorded with its first score.",
+            results_csv, record.name,
         )
-    record.parent.mkdir(parents=True, exist_ok=True)
-    write_json(record, settings)
+        return
+    try:
+        stored = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        stored, problem = None, str(exc)
+    else:
+        problem = "" if isinstance(stored, dict) else "it does not contain a JSON object"
+    if problem:
+        raise ValueError(
+            f"Cannot read the settings record {record} of {results_csv}: {problem}. Delete the "
+            f"record if the scores were made with the settings of this run, or choose another "
+            f"output path."
+        )
+
+    changed = [key for key in settings if stored.get(key) != settings[key]]
+    if not changed:
+        return
+
+    def shown(key: str, value: Any) -> str:
+        if key == "images_sha256":
+            return f"images of SHA-256 {str(value)[:12]}"
+        return f"{key}={value!r}"
+
+    options = sorted({_SETTING_OPTIONS[key] for key in changed if key in _SETTING_OPTIONS})
+    raise ValueError(
+        f"{results_csv} contains scores made with "
+        f"{', '.join(shown(key, stored.get(key)) for key in changed)}, but this run has "
+        f"{', '.join(shown(key, settings[key]) for key in changed)}. Scores made with other "
+        f"settings do not compare with them. Rerun with the settings in {record.name}"
+        + (f" (near-bench options {', '.join(options)})" if options else "")
+        + ", or choose another output path."
+    )
+
+
+def _record_settings(results_csv: Path, settings: dict[str, Any]) -> None:
+    write_json(settings_path(results_csv), settings)
 
 
 @contextlib.contextmanager

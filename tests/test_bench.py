@@ -352,27 +352,37 @@ def test_without_classifier_rejects_custom_scorer(tmp_path, images):
     assert not (tmp_path / "scores.csv").exists()
 
 
+def other_scorer(model, inputs, repetitions, seed):
+    return SimpleNamespace(mean=1.0, stderr=0.0)
+
+
 def test_settings_recorded_and_checked_on_resume(tmp_path, images):
     results_csv = tmp_path / "scores.csv"
     score_architectures([0, 1], images, results_csv, repetitions=2, seed=3, scorer=stub_scorer, progress=False)
-    record = json.loads(bench.settings_path(results_csv).read_text())
-    assert bench.settings_path(results_csv).name == "scores.settings.json"
+    record_path = bench.settings_path(results_csv)
+    assert record_path.name == "scores.csv.settings.json"
+    record = json.loads(record_path.read_text())
     assert record["repetitions"] == 2
     assert record["seed"] == 3
     assert record["classifier"] is True
+    assert record["scorer"] == f"{stub_scorer.__module__}.stub_scorer"
     assert record["images_shape"] == [12, 3, 32, 32]
+    assert record["images_dtype"] == "float32"
 
     changes = [
-        ({"repetitions": 4, "seed": 3, "images": images}, "repetitions=2, but this run has repetitions=4"),
-        ({"repetitions": 2, "seed": 5, "images": images}, "seed=3, but this run has seed=5"),
-        ({"repetitions": 2, "seed": 3, "images": images + 1}, "images of SHA-256"),
-        ({"repetitions": 2, "seed": 3, "images": images, "num_classes": 100}, "num_classes=10"),
+        ({"repetitions": 4}, "repetitions=2, but this run has repetitions=4.*--repetitions"),
+        ({"seed": 5}, "seed=3, but this run has seed=5"),
+        ({"images": images + 1}, "images of SHA-256 .*--images and --normalise"),
+        ({"images": images.double()}, "images_dtype='float32', .* images_dtype='float64'"),
+        ({"num_classes": 100}, "num_classes=10.*--num-classes"),
+        ({"scorer": other_scorer}, "scorer='.*stub_scorer', but this run has scorer='.*other_scorer'"),
     ]
-    for options, message in changes:
+    for change, message in changes:
+        options = {"images": images, "repetitions": 2, "seed": 3, "scorer": stub_scorer, **change}
         with pytest.raises(ValueError, match=message):
-            score_architectures([0, 1, 2], results_csv=results_csv, scorer=stub_scorer, progress=False,
-                                **options)
+            score_architectures([0, 1, 2], results_csv=results_csv, progress=False, **options)
     assert len(read_rows(results_csv)) == 2
+    assert json.loads(record_path.read_text()) == record
 
     # The same settings, given as a channels-last tensor, resume the file.
     resumed = score_architectures([0, 1, 2], images.contiguous(memory_format=torch.channels_last),
@@ -381,18 +391,59 @@ def test_settings_recorded_and_checked_on_resume(tmp_path, images):
     assert len(read_rows(results_csv)) == 3
 
 
+def test_settings_classifier_change_rejected(tmp_path, images, monkeypatch):
+    monkeypatch.setattr(bench, "_default_scorer", lambda classifier=True: stub_scorer)
+    results_csv = tmp_path / "scores.csv"
+    score_architectures([0], images, results_csv, repetitions=2, progress=False)
+    with pytest.raises(ValueError, match="classifier=True, but this run has classifier=False"):
+        score_architectures([0, 1], images, results_csv, repetitions=2, progress=False, classifier=False)
+
+
+def test_settings_default_scorer_named_with_keywords(images):
+    near_score_or_skip()
+    with_classifier = bench._run_settings(images, 2, 0, 10, True, None)["scorer"]
+    without = bench._run_settings(images, 2, 0, 10, False, None)["scorer"]
+    assert with_classifier == "layersize.score.near_score(trace=False)"
+    assert without == ("layersize.score.near_score(select=layersize.bench._counts_without_classifier, "
+                       "trace=False)")
+
+
+def test_settings_free_without_scores(tmp_path, images):
+    results_csv = tmp_path / "scores.csv"
+    failed = score_architectures([0, 1], images, results_csv, repetitions=2, scorer=failing_scorer,
+                                 progress=False)
+    assert [result.status for result in failed] == ["error", "error"]
+    assert not bench.settings_path(results_csv).exists()
+
+    # Only error rows: no scores to mix, so other settings are accepted.
+    results = score_architectures([0, 1], images, results_csv, repetitions=4, scorer=stub_scorer, progress=False)
+    assert [result.status for result in results] == ["ok", "ok"]
+    assert json.loads(bench.settings_path(results_csv).read_text())["repetitions"] == 4
+
+
 def test_settings_record_missing_or_damaged(tmp_path, images, caplog):
     results_csv = tmp_path / "scores.csv"
     with ResultsFile(results_csv) as results_file:
         results_file.append(ArchitectureResult(0, all_architectures()[0], 1.0, 0.0, 1, 1.0, "ok"))
+
+    # A run that scores nothing records nothing.
     with caplog.at_level("WARNING", logger="layersize.bench"):
-        score_architectures([0, 1], images, results_csv, scorer=stub_scorer, progress=False)
+        score_architectures([0], images, results_csv, repetitions=99, scorer=stub_scorer, progress=False)
     assert "no settings record" in caplog.text
+    assert not bench.settings_path(results_csv).exists()
+
+    score_architectures([0, 1], images, results_csv, scorer=stub_scorer, progress=False)
     assert json.loads(bench.settings_path(results_csv).read_text())["repetitions"] == 32
 
-    bench.settings_path(results_csv).write_text("[1, 2")
-    with pytest.raises(ValueError, match="Cannot read the settings record .*choose another output path"):
-        score_architectures([0, 1, 2], images, results_csv, scorer=stub_scorer, progress=False)
+    for damaged, problem in (("[1, 2", "Expecting"), ("[1, 2]", "does not contain a JSON object")):
+        bench.settings_path(results_csv).write_text(damaged)
+        with pytest.raises(ValueError, match=f"Cannot read the settings record .*{problem}.*another output path"):
+            score_architectures([0, 1, 2], images, results_csv, scorer=stub_scorer, progress=False)
+
+
+def test_score_architecture_rejects_classifier_with_scorer(images):
+    with pytest.raises(ValueError, match="default scorer only"):
+        bench.score_architecture(0, all_architectures()[0], images, scorer=stub_scorer, classifier=False)
 
 
 # --- Dask ------------------------------------------------------------------------
@@ -575,8 +626,9 @@ def test_near_bench_no_classifier(tmp_path, monkeypatch):
                                        "--out", str(tmp_path / "out"), "--repetitions", "2",
                                        "--no-classifier", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert requested == [False, False]
-    assert json.loads((tmp_path / "out" / "scores.settings.json").read_text())["classifier"] is False
+    assert requested
+    assert set(requested) == {False}
+    assert json.loads((tmp_path / "out" / "scores.csv.settings.json").read_text())["classifier"] is False
 
 
 def test_near_bench_needs_one_selection(tmp_path):

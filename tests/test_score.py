@@ -176,6 +176,12 @@ def test_too_few_samples_raise_naming_layer():
         near_score(model, torch.randn(30, 5), repetitions=2)
 
 
+def test_too_few_samples_one_sample_singular():
+    model = build_mlp(5, [4], activation="silu")
+    with pytest.raises(ValueError, match=r"inputs contain only 1 sample \(1 other layer needs more than 1 too\)\. Pass at least 4"):
+        near_score(model, torch.randn(1, 5), repetitions=1)
+
+
 def test_too_few_samples_conv_message():
     with pytest.raises(ValueError, match=r"64 channels on 16 positions.*needs 4 samples.*only 3"):
         near_score(small_cnn()[:3], torch.randn(3, 3, 4, 4), repetitions=1)

@@ -96,8 +96,8 @@ def main(space, sample, indices, archs_file, images, normalise, accuracy, out_di
     Choose the architectures with exactly one of --sample, --indices and --archs.
     Rerunning with the same --out scores only the architectures not yet in
     scores.csv. Its settings (repetitions, seed, classes, --classifier, the
-    images) are kept in scores.settings.json, and a rerun with other settings
-    stops with an error rather than mix scores that do not compare.
+    images) are kept in scores.csv.settings.json, and a rerun with other
+    settings stops with an error rather than mix scores that do not compare.
     """
     configure_logging(verbose, quiet)
     if (workers is not None or scheduler is not None) and verbose == 0:
