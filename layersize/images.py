@@ -14,6 +14,7 @@ Gzip compression is recognised from the file content, not from the name.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import logging
@@ -21,12 +22,15 @@ import math
 import os
 import re
 import warnings
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
 import numpy as np
+
+from layersize.numpy_files import check_numpy_file
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -626,7 +630,32 @@ def _looks_like_labels(column: np.ndarray) -> bool:
 # --- NumPy files ------------------------------------------------------------------
 
 
+_NUMPY_ADVICE = "Save the arrays with numpy.save (one array) or numpy.savez (named arrays)."
+
+
+@contextlib.contextmanager
+def _numpy_errors(path: Path) -> Iterator[None]:
+    """Turn numpy.load's errors on a damaged file into a ValueError that names the file."""
+    try:
+        check_numpy_file(path)
+    except ValueError as error:
+        raise ValueError(f"{error} {_NUMPY_ADVICE}") from error
+    try:
+        yield
+    except ValueError as error:
+        if str(path) in str(error):
+            raise  # a message of this module, which names the file and the fix
+        raise ValueError(f"Reading {path} as a NumPy file failed ({error}). {_NUMPY_ADVICE}") from error
+    except (EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"Reading {path} as a NumPy file failed ({error}). {_NUMPY_ADVICE}") from error
+
+
 def _read_npz(path: Path, limit: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    with _numpy_errors(path):
+        return _read_npz_arrays(path, limit)
+
+
+def _read_npz_arrays(path: Path, limit: int | None) -> tuple[np.ndarray, np.ndarray | None]:
     with np.load(path, allow_pickle=False) as archive:
         keys = list(archive.files)
         if "images" in keys:
@@ -646,15 +675,17 @@ def _read_npz(path: Path, limit: int | None) -> tuple[np.ndarray, np.ndarray | N
 
 
 def _read_npy(path: Path, limit: int | None) -> tuple[np.ndarray, None]:
-    images = np.load(path, allow_pickle=False, mmap_mode="r")
-    return np.asarray(images[:limit]), None
+    with _numpy_errors(path):
+        images = np.load(path, allow_pickle=False, mmap_mode="r")
+        return np.asarray(images[:limit]), None
 
 
 def _read_labels_file(path: Path, limit: int | None) -> np.ndarray:
     _check_is_file(path, "Labels file")
     name = path.name.lower()
     if name.endswith(".npy"):
-        return np.load(path, allow_pickle=False)[:limit]
+        with _numpy_errors(path):
+            return np.load(path, allow_pickle=False)[:limit]
     if _format_from_name_or_none(path) == "idx":
         return read_idx(path, limit=limit)
     raise ValueError(

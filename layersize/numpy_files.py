@@ -4,7 +4,8 @@
 the file open when an archive fails to read, and returns an archive member
 that is not an ``.npy`` array as raw bytes. :func:`read_numpy_file` turns each
 of these into a ``ValueError`` with the path, so that callers need one
-``except`` clause and can add their own advice.
+``except`` clause and can add their own advice. Callers that read only part
+of a file through ``numpy.load`` check it first with :func:`check_numpy_file`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,24 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_numpy_file"]
+__all__ = ["check_numpy_file", "read_numpy_file"]
 
 _MAGIC = (b"\x93NUMPY", b"PK")  # an .npy header, and a zip archive (.npz)
+
+
+def check_numpy_file(path: str | os.PathLike) -> None:
+    """Raise a ``ValueError`` naming ``path`` unless it starts like an ``.npy`` file or ``.npz`` archive.
+
+    Raises
+    ------
+    ValueError
+        If the first bytes are neither an ``.npy`` header nor a zip archive.
+    OSError
+        If the file cannot be opened.
+    """
+    with open(path, "rb") as handle:
+        if not handle.read(6).startswith(_MAGIC):
+            raise ValueError(f"{path} is not a NumPy .npy file or .npz archive.")
 
 
 def read_numpy_file(path: str | os.PathLike) -> np.ndarray | dict[str, np.ndarray]:

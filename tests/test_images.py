@@ -647,3 +647,28 @@ def test_real_cifar10_sample():
     assert data.shape == (32, 32, 3)
     np.testing.assert_array_equal(np.bincount(data.labels), np.full(10, 100))
     np.testing.assert_allclose(channel_means, [0.497, 0.487, 0.451], atol=0.005)
+
+
+@pytest.mark.parametrize("name", ["images.npy", "images.npz", "labels.npy"])
+def test_numpy_text_file_named_not_pickled(tmp_path, name):
+    path = tmp_path / name
+    path.write_text("hello\n")
+    images_path = path if name.startswith("images") else tmp_path / "images.npy"
+    if not name.startswith("images"):
+        np.save(images_path, random_images(3, 4, 4))
+    labels_path = path if name.startswith("labels") else None
+
+    with pytest.raises(ValueError, match="is not a NumPy .npy file or .npz archive. Save") as error:
+        load_images(images_path, labels_path=labels_path)
+
+    assert str(path) in str(error.value)
+    assert "pickle" not in str(error.value)
+
+
+def test_numpy_truncated_file_named(tmp_path):
+    path = tmp_path / "images.npy"
+    np.save(path, random_images(20, 8, 8))
+    path.write_bytes(path.read_bytes()[:200])
+
+    with pytest.raises(ValueError, match=r"Reading .*images\.npy as a NumPy file failed"):
+        load_images(path)
