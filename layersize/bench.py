@@ -368,6 +368,19 @@ def _default_scorer(classifier: bool = True) -> Scorer:
     return functools.partial(near_score, trace=False, select=_counts_without_classifier)
 
 
+def _check_device(device: str | None) -> None:
+    """Raise a ValueError naming ``device`` if torch cannot place a tensor there."""
+    if device is None:
+        return
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError, ValueError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not usable here ({type(exc).__name__}: {exc}). Give a device "
+            f"that this torch build reaches, such as 'cpu' or 'cuda:0', or leave it out for the CPU."
+        ) from exc
+
+
 def _check_classifier_option(classifier: bool, scorer: Scorer | None) -> None:
     if not classifier and scorer is not None:
         raise ValueError(
@@ -692,8 +705,8 @@ def score_architectures(
     ------
     ValueError
         If both ``workers`` and ``scheduler`` are given, ``repetitions`` or
-        ``workers`` is below 1, ``classifier`` is False with a custom
-        ``scorer``, the default scorer counts the classifier but there are
+        ``workers`` is below 1, ``device`` is not usable, ``classifier`` is
+        False with a custom ``scorer``, the default scorer counts the classifier but there are
         fewer images than classes, the file has a different architecture at
         a requested index, or the file's scores were made with other
         settings (see :func:`settings_path`).
@@ -716,6 +729,7 @@ def score_architectures(
         raise ValueError(f"retries must be 0 or more, got {retries}.")
     if torch_threads < 1:
         raise ValueError(f"torch_threads must be at least 1, got {torch_threads}.")
+    _check_device(device)
 
     requested = _normalise_archs(archs)
     settings = _run_settings(images, repetitions, seed, num_classes, classifier, scorer)
@@ -1154,6 +1168,19 @@ def _parse_accuracy(cell: str, column: str, path: Path, line_number: int) -> flo
         ) from None
 
 
+def _check_table_order(table: AccuracyTable, indices: Sequence[int]) -> None:
+    """Raise before any scoring if the table's architectures are not at their benchmark indices."""
+    archs = all_architectures()
+    requested = set(indices)
+    for row, index in enumerate(table.index):
+        index = int(index)
+        if index in requested and 0 <= index < len(archs) and str(parse_arch(table.arch[row])) != archs[index]:
+            raise ValueError(
+                f"The accuracy table has architecture {table.arch[row]} at index {index}, but the "
+                f"benchmark has {archs[index]}. Use a table in benchmark index order."
+            )
+
+
 def _join(results: Sequence[ArchitectureResult], table: AccuracyTable) -> tuple[list[ArchitectureResult], np.ndarray]:
     """Pair the ``ok`` results with their table rows; return them and the row positions."""
     position = {int(index): row for row, index in enumerate(table.index)}
@@ -1330,6 +1357,8 @@ def run_benchmark(
     out_dir = Path(out_dir)
     results_csv = out_dir / "scores.csv"
     table = read_accuracy_table(accuracy_csv) if accuracy_csv is not None else None
+    if table is not None:
+        _check_table_order(table, indices)
 
     previous = ResultsFile(results_csv).read()
     n_skipped = sum(1 for index in dict.fromkeys(indices)
@@ -1357,6 +1386,12 @@ def run_benchmark(
         "results_csv": str(results_csv),
     }
     if table is None:
+        # Without a table this run makes no summary or plot, so those of an
+        # earlier run into the same folder would describe other scores.
+        for stale in (out_dir / "summary.json", out_dir / "near_vs_accuracy.png"):
+            if stale.is_file():
+                stale.unlink()
+                logger.info("Removed %s of an earlier run, which this run without a table does not update.", stale)
         return summary
 
     summary.update(correlate_with_accuracy(results, table, n_bootstrap, confidence, seed))

@@ -631,6 +631,82 @@ def test_near_bench_no_classifier(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "out" / "scores.csv.settings.json").read_text())["classifier"] is False
 
 
+def write_bench_inputs(tmp_path: Path, n_images: int = 12) -> tuple[Path, Path]:
+    """Write random uint8 images and an accuracy table of indices 0 to 7; return both paths."""
+    pixels = np.random.default_rng(1).integers(0, 256, size=(n_images, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "images.npz", images=pixels)
+    archs = all_architectures()
+    with (tmp_path / "accuracy.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", "arch", "cifar10_test_acc"])
+        for index in range(8):
+            writer.writerow([index, archs[index], 80 + index])
+    return tmp_path / "images.npz", tmp_path / "accuracy.csv"
+
+
+def test_near_bench_bad_device_rejected_up_front(tmp_path):
+    from layersize.cli.bench import main
+
+    images, _ = write_bench_inputs(tmp_path)
+    result = CliRunner().invoke(main, ["--indices", "0", "--images", str(images), "--out", str(tmp_path / "out"),
+                                       "--repetitions", "2", "--device", "banana", "--no-progress"])
+    assert result.exit_code == 1
+    assert "device='banana' is not usable here" in result.output
+    assert not (tmp_path / "out" / "scores.csv").exists()
+
+
+def test_near_bench_all_failed_exits_nonzero(tmp_path, monkeypatch):
+    from layersize.cli.bench import main
+
+    monkeypatch.setattr(bench, "_default_scorer", lambda classifier=True: failing_scorer)
+    images, _ = write_bench_inputs(tmp_path)
+    result = CliRunner().invoke(main, ["--indices", "0,1", "--images", str(images), "--out", str(tmp_path / "out"),
+                                       "--repetitions", "2", "--no-progress"])
+    assert result.exit_code == 1
+    assert "0 ok, 2 error" in result.output
+    assert "No architecture was scored" in result.output
+
+
+def test_near_bench_table_order_checked_before_scoring(tmp_path, monkeypatch):
+    from layersize.cli.bench import main
+
+    calls: list[int] = []
+
+    def counting_scorer(model, inputs, repetitions, seed):
+        calls.append(1)
+        return SimpleNamespace(mean=1.0, stderr=0.0)
+
+    monkeypatch.setattr(bench, "_default_scorer", lambda classifier=True: counting_scorer)
+    images, accuracy = write_bench_inputs(tmp_path)
+    lines = accuracy.read_text().splitlines()
+    lines[1] = lines[1].replace(all_architectures()[0], all_architectures()[5])
+    accuracy.write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(main, ["--indices", "0,1", "--images", str(images), "--accuracy", str(accuracy),
+                                       "--out", str(tmp_path / "out"), "--repetitions", "2", "--no-progress"])
+    assert result.exit_code == 1
+    assert "benchmark index order" in result.output
+    assert calls == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_near_bench_without_table_removes_old_summary(tmp_path, monkeypatch):
+    from layersize.cli.bench import main
+
+    monkeypatch.setattr(bench, "_default_scorer", lambda classifier=True: stub_scorer)
+    images, accuracy = write_bench_inputs(tmp_path)
+    common = ["--images", str(images), "--out", str(tmp_path / "out"), "--repetitions", "2",
+              "--bootstrap", "20", "--no-progress"]
+    first = CliRunner().invoke(main, ["--indices", "0,1,2,3", "--accuracy", str(accuracy), *common])
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / "out" / "summary.json").is_file()
+
+    second = CliRunner().invoke(main, ["--indices", "4", *common])
+    assert second.exit_code == 0, second.output
+    assert not (tmp_path / "out" / "summary.json").exists()
+    assert not (tmp_path / "out" / "near_vs_accuracy.png").exists()
+    assert len(read_rows(tmp_path / "out" / "scores.csv")) == 5
+
+
 def test_near_bench_needs_one_selection(tmp_path):
     from layersize.cli.bench import main
 

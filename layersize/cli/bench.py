@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from layersize.cli.common import configure_logging, seed_option, verbosity_options
+from layersize.cli.common import configure_logging, verbosity_options
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,8 @@ def _quiet_dask_logs() -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("near-bench-results"), show_default=True,
               help="Output folder for scores.csv, summary.json and near_vs_accuracy.png.")
-@click.option("--repetitions", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Repetitions of each NEAR score, each with fresh weights.")
+@click.option("--repetitions", type=click.IntRange(min=2), default=32, show_default=True,
+              help="Repetitions of each NEAR score, each with fresh weights; at least 2 for a standard error.")
 @click.option("--num-classes", type=click.IntRange(min=1), default=10, show_default=True,
               help="Output width of the networks' classifier.")
 @click.option("--classifier/--no-classifier", default=True, show_default=True,
@@ -87,7 +87,9 @@ def _quiet_dask_logs() -> None:
 @click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
               show_default=True, help="Confidence level of the bootstrap intervals.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-@seed_option
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the --sample draw and of every NEAR score (weights, images, block positions); "
+                   "the same seed gives the same scores.")
 @verbosity_options
 def main(space, sample, indices, archs_file, images, normalise, accuracy, out_dir, repetitions,
          num_classes, classifier, workers, scheduler, retries, torch_threads, device, n_bootstrap, confidence, no_progress, seed, verbose, quiet):
@@ -136,6 +138,11 @@ def main(space, sample, indices, archs_file, images, normalise, accuracy, out_di
         f"{summary['n_scored']} scored now; {summary['n_ok']} ok, {summary['n_error']} error, "
         f"{summary['n_failed']} failed. Scores: {summary['results_csv']}"
     )
+    if summary["n_ok"] == 0:
+        raise click.ClickException(
+            f"No architecture was scored. The error column of {summary['results_csv']} gives the "
+            f"reason for each. Fix the cause and rerun with the same --out."
+        )
     if summary.get("correlations"):
         click.echo(f"Rank correlations with accuracy, {100 * confidence:g}% bootstrap intervals "
                    f"({n_bootstrap} resamples):")

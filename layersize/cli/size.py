@@ -149,9 +149,10 @@ CHECK_OPTIONS = (
               help="Show progress bars on stderr.")
 @click.option("--check", is_flag=True,
               help="After estimating, train networks at and around the estimate on a train/"
-                   "validation/test split of the structures, and report their parameter counts "
-                   "and test energy RMSE (meV/atom). Trains on energies only, not forces. Adds "
-                   "the table to sizes.json and writes check.png.")
+                   "validation/test split of the data, and report their parameter counts and test "
+                   "error: energy RMSE (meV/atom) for structures, trained on energies only, not "
+                   "forces; cross-entropy and accuracy (%) for labelled images. Adds the table to "
+                   "sizes.json and writes check.png.")
 @click.option("--check-factors", callback=parse_factors, default=_format_numbers(DEFAULT_FACTORS),
               show_default=True,
               help="Comma-separated multiples of a layer's estimate to train, one layer at a time "
@@ -172,7 +173,7 @@ CHECK_OPTIONS = (
                    f"[default: {DEFAULT_BATCH_STRUCTURES} structures, {DEFAULT_BATCH_SAMPLES} images]")
 @click.option("--check-split", callback=parse_split, default=_format_numbers(DEFAULT_SPLIT),
               show_default=True,
-              help="Train, validation and test shares of the structures, comma-separated.")
+              help="Train, validation and test shares of the structures or images, comma-separated.")
 @click.option("--check-networks", type=click.Choice(["pooled", "per-element"]), default=None,
               help="One atomic network for all atoms, or one per element with the same widths "
                    "(Behler-Parrinello). [default: per-element with --element, else pooled]")
