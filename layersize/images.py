@@ -441,7 +441,7 @@ def _read_idx_header(handle: IO[bytes], path: Path) -> tuple[np.dtype, tuple[int
     if magic[0] != 0 or magic[1] != 0:
         raise ValueError(
             f"{path} is not an IDX file: its first two bytes are 0x{magic[0]:02X} "
-            f"0x{magic[1]:02X}, expected 0x00 0x00. Pass format= if it is another format."
+            f"0x{magic[1]:02X}, expected 0x00 0x00. Pass format= (or --format on the command line) if it is another format."
         )
     type_code, n_dims = magic[2], magic[3]
     if type_code not in _IDX_DTYPES:

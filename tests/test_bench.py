@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from shared_data import SHARED_DATA
 
 from layersize import bench
 from layersize.bench import (
@@ -30,7 +31,6 @@ from layersize.bench import (
 )
 from layersize.nas import all_architectures, arch_index, build_network, is_disconnected
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CIFAR_SAMPLE = SHARED_DATA / "cifar10_test_1000.npz"
 
 # Disconnected cells: no path of non-"none" edges leads from node 0 to node 3.

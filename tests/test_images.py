@@ -7,10 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import SHARED_DATA
 
-from layersize.images import ImageData, guess_image_format, load_image_features, load_images, read_idx
-
-SHARED_DATA = Path(__file__).parents[2] / "shared" / "data"
+from layersize.images import (
+    ImageData,
+    guess_image_format,
+    load_image_features,
+    load_images,
+    read_idx,
+)
 
 IDX_TYPE_CODES = {
     np.dtype("u1"): 0x08,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 import torch
+from shared_data import SHARED_DATA
 
 from layersize.nas import (
     N_ARCHITECTURES,
@@ -19,7 +19,7 @@ from layersize.nas import (
     parse_arch,
 )
 
-ACCURACY_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nats_bench_tss_accuracy.csv"
+ACCURACY_CSV = SHARED_DATA / "nats_bench_tss_accuracy.csv"
 
 # Rows of the NATS-Bench-TSS accuracy table, so that these tests run without it.
 BENCHMARK_ROWS = {

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from shared_data import SHARED_DATA
 
 from layersize.images import load_images
 from layersize.nets import ACTIVATIONS, INITIALIZATIONS, build_mlp
@@ -20,7 +20,7 @@ from layersize.selection import (
     rank_activation_init,
 )
 
-MNIST_5K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist_5k.csv.gz"
+MNIST_5K = SHARED_DATA / "mnist_5k.csv.gz"
 
 
 @pytest.fixture(scope="module")
