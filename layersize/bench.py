@@ -41,6 +41,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -369,15 +370,19 @@ def _default_scorer(classifier: bool = True) -> Scorer:
 
 
 def _check_device(device: str | None) -> None:
-    """Raise a ValueError naming ``device`` if torch cannot place a tensor there."""
+    """Raise a ValueError naming ``device`` unless torch can compute there and copy the result back."""
     if device is None:
         return
     try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError, ValueError, TypeError) as exc:
+        torch.ones(1, device=device).add_(1).cpu()
+    except (RuntimeError, AssertionError, ValueError, TypeError, ImportError, NotImplementedError) as exc:
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        if len(reason) > 160:
+            reason = reason[:157] + "..."
+        examples = "'cpu' or 'cuda:0'" if torch.cuda.is_available() else "'cpu'"
         raise ValueError(
-            f"device={device!r} is not usable here ({type(exc).__name__}: {exc}). Give a device "
-            f"that this torch build reaches, such as 'cpu' or 'cuda:0', or leave it out for the CPU."
+            f"device={device!r} is not usable here ({type(exc).__name__}: {reason}). Give a "
+            f"device that this torch build reaches, such as {examples}, or leave it out for the CPU."
         ) from exc
 
 
@@ -729,7 +734,6 @@ def score_architectures(
         raise ValueError(f"retries must be 0 or more, got {retries}.")
     if torch_threads < 1:
         raise ValueError(f"torch_threads must be at least 1, got {torch_threads}.")
-    _check_device(device)
 
     requested = _normalise_archs(archs)
     settings = _run_settings(images, repetitions, seed, num_classes, classifier, scorer)
@@ -750,20 +754,24 @@ def score_architectures(
     done = {index: previous[index] for index, _ in requested
             if index in previous and previous[index].status == "ok"}
     pending = [(index, arch) for index, arch in requested if index not in done]
+    if pending and scheduler is None:
+        # The workers of a running scheduler may have devices that this machine lacks.
+        _check_device(device)
     logger.info("Skipping %d of %d architectures already scored in %s; %d to score.",
                 len(done), len(requested), results_file.path, len(pending))
 
     new_results: dict[int, ArchitectureResult] = {}
     # The record is written with the first score, so that a run that scores
     # nothing cannot claim the settings of scores that other runs made.
-    recorded: list[bool] = []
+    recorded = False
     if pending:
         with results_file, _progress_bar(len(pending), progress) as bar:
             def record(result: ArchitectureResult) -> None:
-                results_file.append(result)
+                nonlocal recorded
                 if result.status == "ok" and not recorded:
                     _record_settings(results_file.path, settings)
-                    recorded.append(True)
+                    recorded = True
+                results_file.append(result)
                 new_results[result.index] = result
                 bar.update(1)
 
@@ -800,7 +808,8 @@ def _describe(value: Any) -> str:
         module = getattr(value, "__module__", None) or type(value).__module__
         name = getattr(value, "__qualname__", None) or type(value).__qualname__
         return f"{module}.{name}"
-    return repr(value)
+    # Default reprs name a memory address, which differs from run to run.
+    return re.sub(r" at 0x[0-9A-Fa-f]+", "", repr(value))
 
 
 def _scorer_name(scorer: Scorer) -> str:
@@ -891,7 +900,8 @@ def _check_settings(results_csv: Path, settings: dict[str, Any], has_scores: boo
         f"{', '.join(shown(key, stored.get(key)) for key in changed)}, but this run has "
         f"{', '.join(shown(key, settings[key]) for key in changed)}. Scores made with other "
         f"settings do not compare with them. Rerun with the settings in {record.name}"
-        + (f" (near-bench options {', '.join(options)})" if options else "")
+        + (f" (near-bench {'option' if len(options) == 1 else 'options'} {', '.join(options)})"
+           if options else "")
         + ", or choose another output path."
     )
 
@@ -1168,16 +1178,49 @@ def _parse_accuracy(cell: str, column: str, path: Path, line_number: int) -> flo
         ) from None
 
 
-def _check_table_order(table: AccuracyTable, indices: Sequence[int]) -> None:
-    """Raise before any scoring if the table's architectures are not at their benchmark indices."""
+def _remove_stale_summary(out_dir: Path, results_csv: Path) -> None:
+    """Remove the summary and plot of an earlier run on ``results_csv``, which no longer describe it.
+
+    Only a summary that names ``results_csv`` is removed, with the plot that it
+    names, so that files near-bench did not write stay.
+    """
+    summary_path = out_dir / "summary.json"
+    try:
+        earlier = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(earlier, dict) or earlier.get("results_csv") != str(results_csv):
+        return
+    stale = [summary_path]
+    plot = earlier.get("plot")
+    if isinstance(plot, str) and Path(plot).parent == out_dir and Path(plot).is_file():
+        stale.append(Path(plot))
+    for path in stale:
+        path.unlink()
+    logger.warning(
+        "Removed %s of an earlier run, because this run added scores without an accuracy table "
+        "and they would describe the older scores. Rerun with --accuracy to make new ones.",
+        " and ".join(str(path) for path in stale),
+    )
+
+
+def _check_table_order(table: AccuracyTable, indices: Sequence[int], path: Path) -> None:
+    """Raise before any scoring if a requested index has another architecture in the table."""
     archs = all_architectures()
     requested = set(indices)
     for row, index in enumerate(table.index):
         index = int(index)
-        if index in requested and 0 <= index < len(archs) and str(parse_arch(table.arch[row])) != archs[index]:
+        if index not in requested or not 0 <= index < len(archs):
+            continue
+        try:
+            arch = str(parse_arch(table.arch[row]))
+        except ValueError as exc:
+            raise ValueError(f"The accuracy table {path} has an invalid architecture at index {index}: {exc}") from exc
+        if arch != archs[index]:
             raise ValueError(
-                f"The accuracy table has architecture {table.arch[row]} at index {index}, but the "
-                f"benchmark has {archs[index]}. Use a table in benchmark index order."
+                f"The accuracy table {path} has architecture {table.arch[row]} at index {index}, "
+                f"but the benchmark has {archs[index]} there. Check the index and arch columns of "
+                f"that row; the table must use the benchmark's index order."
             )
 
 
@@ -1358,7 +1401,7 @@ def run_benchmark(
     results_csv = out_dir / "scores.csv"
     table = read_accuracy_table(accuracy_csv) if accuracy_csv is not None else None
     if table is not None:
-        _check_table_order(table, indices)
+        _check_table_order(table, indices, Path(accuracy_csv))
 
     previous = ResultsFile(results_csv).read()
     n_skipped = sum(1 for index in dict.fromkeys(indices)
@@ -1386,12 +1429,8 @@ def run_benchmark(
         "results_csv": str(results_csv),
     }
     if table is None:
-        # Without a table this run makes no summary or plot, so those of an
-        # earlier run into the same folder would describe other scores.
-        for stale in (out_dir / "summary.json", out_dir / "near_vs_accuracy.png"):
-            if stale.is_file():
-                stale.unlink()
-                logger.info("Removed %s of an earlier run, which this run without a table does not update.", stale)
+        if summary["n_scored"]:
+            _remove_stale_summary(out_dir, results_csv)
         return summary
 
     summary.update(correlate_with_accuracy(results, table, n_bootstrap, confidence, seed))

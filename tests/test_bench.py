@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import os
@@ -684,7 +685,7 @@ def test_near_bench_table_order_checked_before_scoring(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["--indices", "0,1", "--images", str(images), "--accuracy", str(accuracy),
                                        "--out", str(tmp_path / "out"), "--repetitions", "2", "--no-progress"])
     assert result.exit_code == 1
-    assert "benchmark index order" in result.output
+    assert "the table must use the benchmark's index order" in result.output
     assert calls == []
     assert not (tmp_path / "out").exists()
 
@@ -705,6 +706,79 @@ def test_near_bench_without_table_removes_old_summary(tmp_path, monkeypatch):
     assert not (tmp_path / "out" / "summary.json").exists()
     assert not (tmp_path / "out" / "near_vs_accuracy.png").exists()
     assert len(read_rows(tmp_path / "out" / "scores.csv")) == 5
+
+
+def test_device_checked_locally_unless_scheduler(tmp_path, images, monkeypatch):
+    if torch.cuda.is_available():
+        pytest.skip("this torch build reaches CUDA, so 'cuda' is a usable device")
+    for device in ("cuda", "meta", "banana"):
+        with pytest.raises(ValueError, match=f"device='{device}' is not usable here"):
+            score_architectures([0], images, tmp_path / "a.csv", scorer=stub_scorer, progress=False,
+                                device=device)
+
+    # A running scheduler's workers may have the device, so the check is theirs.
+    sent: list[dict] = []
+
+    def fake_cluster(pending, options, workers, scheduler, retries, record):
+        sent.append(options)
+        for index, arch in pending:
+            record(ArchitectureResult(index, arch, 1.0, 0.0, 1, 0.1, "ok"))
+
+    monkeypatch.setattr(bench, "_score_on_cluster", fake_cluster)
+    score_architectures([0], images, tmp_path / "b.csv", scorer=stub_scorer, progress=False,
+                        scheduler="tcp://127.0.0.1:1", device="cuda")
+    assert sent[0]["device"] == "cuda"
+
+
+def test_scorer_name_without_memory_address():
+    bound = functools.partial(stub_scorer, rng=np.random.default_rng(0))
+    name = bench._scorer_name(bound)
+    assert "0x" not in name
+    assert name == bench._scorer_name(functools.partial(stub_scorer, rng=np.random.default_rng(0)))
+
+
+def test_table_order_checks_requested_rows_only(tmp_path):
+    archs = all_architectures()
+    table = AccuracyTable(index=np.array([0, 1]), arch=[archs[0], archs[7]], columns={"acc": np.array([1.0, 2.0])})
+    bench._check_table_order(table, [0], tmp_path / "acc.csv")
+    with pytest.raises(ValueError, match=r"acc\.csv has architecture .* at index 1, but the benchmark has"):
+        bench._check_table_order(table, [0, 1], tmp_path / "acc.csv")
+
+    invalid = AccuracyTable(index=np.array([2]), arch=["garbage"], columns={"acc": np.array([1.0])})
+    with pytest.raises(ValueError, match=r"acc\.csv has an invalid architecture at index 2"):
+        bench._check_table_order(invalid, [2], tmp_path / "acc.csv")
+
+
+def test_near_bench_keeps_summary_it_did_not_write(tmp_path, monkeypatch):
+    from layersize.cli.bench import main
+
+    monkeypatch.setattr(bench, "_default_scorer", lambda classifier=True: stub_scorer)
+    images, accuracy = write_bench_inputs(tmp_path)
+    out = tmp_path / "out"
+    common = ["--images", str(images), "--out", str(out), "--repetitions", "2", "--bootstrap", "20",
+              "--no-progress"]
+    out.mkdir()
+    (out / "summary.json").write_text('{"mine": 1}')
+    result = CliRunner().invoke(main, ["--indices", "0", *common])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "summary.json").read_text()) == {"mine": 1}
+
+    # A rerun that scores nothing new leaves a valid summary in place.
+    with_table = CliRunner().invoke(main, ["--indices", "0,1,2,3", "--accuracy", str(accuracy), *common])
+    assert with_table.exit_code == 0, with_table.output
+    again = CliRunner().invoke(main, ["--indices", "0,1", *common])
+    assert again.exit_code == 0, again.output
+    assert (out / "summary.json").is_file()
+    assert (out / "near_vs_accuracy.png").is_file()
+
+
+def test_near_bench_rejects_empty_indices(tmp_path):
+    from layersize.cli.bench import main
+
+    images, _ = write_bench_inputs(tmp_path)
+    result = CliRunner().invoke(main, ["--indices", ",", "--images", str(images), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "expected at least one index" in result.output
 
 
 def test_near_bench_needs_one_selection(tmp_path):

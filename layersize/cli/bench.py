@@ -16,11 +16,14 @@ def _parse_indices(context: click.Context, parameter: click.Parameter, value: st
     if value is None:
         return None
     try:
-        return [int(item) for item in value.split(",") if item.strip()]
+        indices = [int(item) for item in value.split(",") if item.strip()]
     except ValueError:
         raise click.BadParameter(
             f"expected comma-separated integers such as 0,284,1000, got {value!r}."
         ) from None
+    if not indices:
+        raise click.BadParameter(f"expected at least one index, such as 0,284,1000, got {value!r}.")
+    return indices
 
 
 def _format_interval(statistics: dict, name: str, interval: str) -> str:
@@ -100,6 +103,10 @@ def main(space, sample, indices, archs_file, images, normalise, accuracy, out_di
     scores.csv. Its settings (repetitions, seed, classes, --classifier, the
     images) are kept in scores.csv.settings.json, and a rerun with other
     settings stops with an error rather than mix scores that do not compare.
+
+    An architecture that fails to score is recorded with status error and
+    scored again on the next run. The command exits with status 1 when no
+    architecture has a score, and 0 otherwise.
     """
     configure_logging(verbose, quiet)
     if (workers is not None or scheduler is not None) and verbose == 0:
