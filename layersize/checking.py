@@ -258,7 +258,8 @@ def validate_split(fractions: Sequence[float]) -> tuple[float, float, float]:
     if shares.shape != (3,) or not np.isfinite(shares).all() or (shares < 0).any() or shares.sum() <= 0:
         raise ValueError(
             f"split must be three non-negative fractions (train, validation, test), "
-            f"got {tuple(fractions)}. Use for example (0.8, 0.1, 0.1), or --check-split 0.8,0.1,0.1 on the command line."
+            f"got {tuple(fractions)}. Use for example (0.8, 0.1, 0.1), or --check-split "
+            f"0.8,0.1,0.1 on the command line."
         )
     if shares[1] == 0 or shares[2] == 0:
         raise ValueError(

@@ -23,6 +23,7 @@ import os
 import re
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -441,7 +442,8 @@ def _read_idx_header(handle: IO[bytes], path: Path) -> tuple[np.dtype, tuple[int
     if magic[0] != 0 or magic[1] != 0:
         raise ValueError(
             f"{path} is not an IDX file: its first two bytes are 0x{magic[0]:02X} "
-            f"0x{magic[1]:02X}, expected 0x00 0x00. Pass format= (or --format on the command line) if it is another format."
+            f"0x{magic[1]:02X}, expected 0x00 0x00. Pass format= (or --format on the command "
+            f"line) if it is another format."
         )
     type_code, n_dims = magic[2], magic[3]
     if type_code not in _IDX_DTYPES:
@@ -633,30 +635,48 @@ def _looks_like_labels(column: np.ndarray) -> bool:
 _NUMPY_ADVICE = "Save the arrays with numpy.save (one array) or numpy.savez (named arrays)."
 
 
-@contextlib.contextmanager
-def _numpy_errors(path: Path) -> Iterator[None]:
-    """Turn numpy.load's errors on a damaged file into a ValueError that names the file."""
+def _check_numpy_start(path: Path) -> None:
     try:
         check_numpy_file(path)
     except ValueError as error:
         raise ValueError(f"{error} {_NUMPY_ADVICE}") from error
+
+
+@contextlib.contextmanager
+def _numpy_errors(path: Path) -> Iterator[None]:
+    """Turn the errors of numpy.load and archive reads on a damaged file into a ValueError naming it."""
     try:
         yield
-    except ValueError as error:
-        if str(path) in str(error):
-            raise  # a message of this module, which names the file and the fix
+    except (ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise ValueError(f"Reading {path} as a NumPy file failed ({error}). {_NUMPY_ADVICE}") from error
-    except (EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"Reading {path} as a NumPy file failed ({error}). {_NUMPY_ADVICE}") from error
+
+
+def _load_npy(path: Path, contents: str, mmap: bool = False) -> np.ndarray:
+    """Read the array of an .npy file, or raise a ValueError that names the file."""
+    _check_numpy_start(path)
+    with _numpy_errors(path):
+        loaded = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    if not isinstance(loaded, np.ndarray):
+        loaded.close()
+        raise ValueError(
+            f"{path} is an .npz archive, not an .npy file. Pass format='npz' (or --format npz on "
+            f"the command line), or name the file *.npz."
+        )
+    if loaded.ndim == 0:
+        raise ValueError(f"{path} contains a single value, not {contents}. Save an array with one row per image.")
+    return loaded
 
 
 def _read_npz(path: Path, limit: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    _check_numpy_start(path)
     with _numpy_errors(path):
-        return _read_npz_arrays(path, limit)
-
-
-def _read_npz_arrays(path: Path, limit: int | None) -> tuple[np.ndarray, np.ndarray | None]:
-    with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+    if isinstance(loaded, np.ndarray):
+        raise ValueError(
+            f"{path} is an .npy file, not an .npz archive. Pass format='npy' (or --format npy on "
+            f"the command line), or name the file *.npy."
+        )
+    with loaded as archive:
         keys = list(archive.files)
         if "images" in keys:
             image_key, label_key = "images", "labels"
@@ -668,24 +688,29 @@ def _read_npz_arrays(path: Path, limit: int | None) -> tuple[np.ndarray, np.ndar
                 f"'labels') or 'X' (with optional 'y'), found keys {keys}. Save the "
                 f"arrays under one of these names."
             )
-        images = archive[image_key][:limit]
-        labels = archive[label_key][:limit] if label_key in keys else None
+        with _numpy_errors(path):
+            members = {key: archive[key] for key in (image_key, label_key) if key in keys}
+    for key, member in members.items():
+        if not isinstance(member, np.ndarray) or member.ndim == 0:
+            raise ValueError(
+                f"Member {key!r} of {path} is not an array with one row per image. {_NUMPY_ADVICE}"
+            )
+    images = members[image_key][:limit]
+    labels = members[label_key][:limit] if label_key in members else None
     logger.debug("Read %r%s from %s.", image_key, f" and {label_key!r}" if labels is not None else "", path)
     return images, labels
 
 
 def _read_npy(path: Path, limit: int | None) -> tuple[np.ndarray, None]:
-    with _numpy_errors(path):
-        images = np.load(path, allow_pickle=False, mmap_mode="r")
-        return np.asarray(images[:limit]), None
+    images = _load_npy(path, "images", mmap=True)
+    return np.asarray(images[:limit]), None
 
 
 def _read_labels_file(path: Path, limit: int | None) -> np.ndarray:
     _check_is_file(path, "Labels file")
     name = path.name.lower()
     if name.endswith(".npy"):
-        with _numpy_errors(path):
-            return np.load(path, allow_pickle=False)[:limit]
+        return _load_npy(path, "labels")[:limit]
     if _format_from_name_or_none(path) == "idx":
         return read_idx(path, limit=limit)
     raise ValueError(

@@ -57,11 +57,9 @@ def read_numpy_file(path: str | os.PathLike) -> np.ndarray | dict[str, np.ndarra
         If the file cannot be opened.
     """
     path = Path(path)
+    check_numpy_file(path)
     # Opened here, so that the file is closed when NumPy fails to read it.
     with open(path, "rb") as handle:
-        if not handle.read(6).startswith(_MAGIC):
-            raise ValueError(f"{path} is not a NumPy .npy file or .npz archive.")
-        handle.seek(0)
         try:
             loaded = np.load(handle, allow_pickle=False)
             if isinstance(loaded, np.ndarray):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -677,3 +678,49 @@ def test_numpy_truncated_file_named(tmp_path):
 
     with pytest.raises(ValueError, match=r"Reading .*images\.npy as a NumPy file failed"):
         load_images(path)
+
+
+def write_corrupt_npz(path: Path) -> Path:
+    np.savez_compressed(path, images=random_images(20, 8, 8))
+    content = bytearray(path.read_bytes())
+    middle = len(content) // 2
+    content[middle:middle + 40] = bytes(40)
+    path.write_bytes(bytes(content))
+    return path
+
+
+def write_raw_member_npz(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("images", b"raw bytes, not an .npy array")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "file_format", "message"),
+    [
+        (lambda p: (np.save(p / "x.npy", random_images(3, 4, 4)), p / "x.npy")[1], "npz",
+         "is an .npy file, not an .npz archive. Pass format='npy'"),
+        (lambda p: (np.savez(p / "x.npz", images=random_images(3, 4, 4)), p / "x.npz")[1], "npy",
+         "is an .npz archive, not an .npy file. Pass format='npz'"),
+        (lambda p: (np.save(p / "x.npy", np.array(3.0)), p / "x.npy")[1], None, "contains a single value"),
+        (lambda p: write_corrupt_npz(p / "x.npz"), None, r"Reading .*x\.npz as a NumPy file failed"),
+        (lambda p: write_raw_member_npz(p / "x.npz"), None, "Member 'images' of .* is not an array"),
+    ],
+    ids=["npy-as-npz", "npz-as-npy", "zero-dimensional", "corrupt-member", "raw-member"],
+)
+def test_numpy_damaged_or_mismatched(tmp_path, make, file_format, message):
+    path = make(tmp_path)
+
+    with pytest.raises(ValueError, match=message) as error:
+        load_images(path, file_format)
+
+    assert str(path) in str(error.value)
+
+
+def test_numpy_error_names_short_relative_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    np.save("a.npy", np.array([{"pixels": 1}], dtype=object), allow_pickle=True)
+    Path("a.npy").rename("a")
+
+    with pytest.raises(ValueError, match=r"Reading a as a NumPy file failed .*numpy\.save"):
+        load_images("a", "npy")

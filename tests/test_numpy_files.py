@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from layersize.numpy_files import read_numpy_file
+from layersize.numpy_files import check_numpy_file, read_numpy_file
 
 
 def test_npy_array_npz_dict(tmp_path):
@@ -57,3 +57,16 @@ def test_object_array_and_raw_member_rejected(tmp_path):
         read_numpy_file(tmp_path / "objects.npz")
     with pytest.raises(ValueError, match=r"Member 'values' of .*raw\.npz is not a NumPy array"):
         read_numpy_file(tmp_path / "raw.npz")
+
+
+def test_check_numpy_file_by_first_bytes(tmp_path):
+    np.save(tmp_path / "array.bin", np.zeros(3))
+    np.savez(tmp_path / "archive.bin", x=np.zeros(3))
+    (tmp_path / "text.npy").write_text("0 1 2\n")
+
+    check_numpy_file(tmp_path / "array.bin.npy")
+    check_numpy_file(tmp_path / "archive.bin.npz")
+    with pytest.raises(ValueError, match=r"text\.npy is not a NumPy \.npy file or \.npz archive"):
+        check_numpy_file(tmp_path / "text.npy")
+    with pytest.raises(FileNotFoundError):
+        check_numpy_file(tmp_path / "missing.npy")
