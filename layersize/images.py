@@ -22,8 +22,6 @@ import math
 import os
 import re
 import warnings
-import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +29,7 @@ from typing import IO, Literal
 
 import numpy as np
 
-from layersize.numpy_files import check_numpy_file
+from layersize.numpy_files import check_numpy_file, numpy_read_errors
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -635,27 +633,21 @@ def _looks_like_labels(column: np.ndarray) -> bool:
 _NUMPY_ADVICE = "Save the arrays with numpy.save (one array) or numpy.savez (named arrays)."
 
 
-def _check_numpy_start(path: Path) -> None:
+@contextlib.contextmanager
+def _numpy_advice() -> Iterator[None]:
+    """Add how to save a NumPy file to the ValueError of an unreadable one."""
     try:
-        check_numpy_file(path)
+        yield
     except ValueError as error:
         raise ValueError(f"{error} {_NUMPY_ADVICE}") from error
 
 
-@contextlib.contextmanager
-def _numpy_errors(path: Path) -> Iterator[None]:
-    """Turn the errors of numpy.load and archive reads on a damaged file into a ValueError naming it."""
-    try:
-        yield
-    except (ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        raise ValueError(f"Reading {path} as a NumPy file failed ({error}). {_NUMPY_ADVICE}") from error
-
-
 def _load_npy(path: Path, contents: str, mmap: bool = False) -> np.ndarray:
     """Read the array of an .npy file, or raise a ValueError that names the file."""
-    _check_numpy_start(path)
-    with _numpy_errors(path):
-        loaded = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    with _numpy_advice():
+        check_numpy_file(path)
+        with numpy_read_errors(path):
+            loaded = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     if not isinstance(loaded, np.ndarray):
         loaded.close()
         raise ValueError(
@@ -668,9 +660,10 @@ def _load_npy(path: Path, contents: str, mmap: bool = False) -> np.ndarray:
 
 
 def _read_npz(path: Path, limit: int | None) -> tuple[np.ndarray, np.ndarray | None]:
-    _check_numpy_start(path)
-    with _numpy_errors(path):
-        loaded = np.load(path, allow_pickle=False)
+    with _numpy_advice():
+        check_numpy_file(path)
+        with numpy_read_errors(path):
+            loaded = np.load(path, allow_pickle=False)
     if isinstance(loaded, np.ndarray):
         raise ValueError(
             f"{path} is an .npy file, not an .npz archive. Pass format='npy' (or --format npy on "
@@ -688,7 +681,7 @@ def _read_npz(path: Path, limit: int | None) -> tuple[np.ndarray, np.ndarray | N
                 f"'labels') or 'X' (with optional 'y'), found keys {keys}. Save the "
                 f"arrays under one of these names."
             )
-        with _numpy_errors(path):
+        with _numpy_advice(), numpy_read_errors(path):
             members = {key: archive[key] for key in (image_key, label_key) if key in keys}
     for key, member in members.items():
         if not isinstance(member, np.ndarray) or member.ndim == 0:

@@ -5,18 +5,22 @@ the file open when an archive fails to read, and returns an archive member
 that is not an ``.npy`` array as raw bytes. :func:`read_numpy_file` turns each
 of these into a ``ValueError`` with the path, so that callers need one
 ``except`` clause and can add their own advice. Callers that read only part
-of a file through ``numpy.load`` check it first with :func:`check_numpy_file`.
+of a file through ``numpy.load`` check it first with :func:`check_numpy_file`
+and wrap the reads in :func:`numpy_read_errors`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zipfile
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["check_numpy_file", "read_numpy_file"]
+__all__ = ["check_numpy_file", "numpy_read_errors", "read_numpy_file"]
 
 _MAGIC = (b"\x93NUMPY", b"PK")  # an .npy header, and a zip archive (.npz)
 
@@ -34,6 +38,20 @@ def check_numpy_file(path: str | os.PathLike) -> None:
     with open(path, "rb") as handle:
         if not handle.read(6).startswith(_MAGIC):
             raise ValueError(f"{path} is not a NumPy .npy file or .npz archive.")
+
+
+@contextlib.contextmanager
+def numpy_read_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Turn the errors of reading a damaged NumPy file into a ``ValueError`` that names it.
+
+    ``numpy.load`` and archive member reads raise ``ValueError``, ``EOFError``,
+    ``zipfile.BadZipFile`` (a bad checksum, say) or ``zlib.error`` (a damaged
+    compressed member), depending on where the file is damaged.
+    """
+    try:
+        yield
+    except (ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise ValueError(f"Reading {path} as a NumPy .npy or .npz file failed ({error}).") from error
 
 
 def read_numpy_file(path: str | os.PathLike) -> np.ndarray | dict[str, np.ndarray]:
@@ -59,15 +77,12 @@ def read_numpy_file(path: str | os.PathLike) -> np.ndarray | dict[str, np.ndarra
     path = Path(path)
     check_numpy_file(path)
     # Opened here, so that the file is closed when NumPy fails to read it.
-    with open(path, "rb") as handle:
-        try:
-            loaded = np.load(handle, allow_pickle=False)
-            if isinstance(loaded, np.ndarray):
-                return loaded
-            with loaded as archive:
-                arrays = {key: archive[key] for key in archive.files}
-        except (ValueError, EOFError, zipfile.BadZipFile) as error:
-            raise ValueError(f"Reading {path} as a NumPy .npy or .npz file failed ({error}).") from error
+    with open(path, "rb") as handle, numpy_read_errors(path):
+        loaded = np.load(handle, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return loaded
+        with loaded as archive:
+            arrays = {key: archive[key] for key in archive.files}
     for key, value in arrays.items():
         if not isinstance(value, np.ndarray):
             raise ValueError(f"Member {key!r} of {path} is not a NumPy array.")

@@ -676,7 +676,7 @@ def test_numpy_truncated_file_named(tmp_path):
     np.save(path, random_images(20, 8, 8))
     path.write_bytes(path.read_bytes()[:200])
 
-    with pytest.raises(ValueError, match=r"Reading .*images\.npy as a NumPy file failed"):
+    with pytest.raises(ValueError, match=r"Reading .*images\.npy as a NumPy \.npy or \.npz file failed"):
         load_images(path)
 
 
@@ -703,7 +703,7 @@ def write_raw_member_npz(path: Path) -> Path:
         (lambda p: (np.savez(p / "x.npz", images=random_images(3, 4, 4)), p / "x.npz")[1], "npy",
          "is an .npz archive, not an .npy file. Pass format='npz'"),
         (lambda p: (np.save(p / "x.npy", np.array(3.0)), p / "x.npy")[1], None, "contains a single value"),
-        (lambda p: write_corrupt_npz(p / "x.npz"), None, r"Reading .*x\.npz as a NumPy file failed"),
+        (lambda p: write_corrupt_npz(p / "x.npz"), None, r"Reading .*x\.npz as a NumPy \.npy or \.npz file failed"),
         (lambda p: write_raw_member_npz(p / "x.npz"), None, "Member 'images' of .* is not an array"),
     ],
     ids=["npy-as-npz", "npz-as-npy", "zero-dimensional", "corrupt-member", "raw-member"],
@@ -722,5 +722,5 @@ def test_numpy_error_names_short_relative_path(tmp_path, monkeypatch):
     np.save("a.npy", np.array([{"pixels": 1}], dtype=object), allow_pickle=True)
     Path("a.npy").rename("a")
 
-    with pytest.raises(ValueError, match=r"Reading a as a NumPy file failed .*numpy\.save"):
+    with pytest.raises(ValueError, match=r"Reading a as a NumPy \.npy or \.npz file failed .*numpy\.save"):
         load_images("a", "npy")

@@ -70,3 +70,15 @@ def test_check_numpy_file_by_first_bytes(tmp_path):
         check_numpy_file(tmp_path / "text.npy")
     with pytest.raises(FileNotFoundError):
         check_numpy_file(tmp_path / "missing.npy")
+
+
+def test_damaged_compressed_member_named(tmp_path):
+    path = tmp_path / "damaged.npz"
+    np.savez_compressed(path, images=np.random.default_rng(0).integers(0, 255, (200, 8, 8), dtype=np.uint8))
+    content = bytearray(path.read_bytes())
+    # Bytes 103 to 106 lie in the deflate stream of the member, where zlib rejects them.
+    content[103:107] = b"\xff\xff\xff\xff"
+    path.write_bytes(bytes(content))
+
+    with pytest.raises(ValueError, match=r"Reading .*damaged\.npz as a NumPy \.npy or \.npz file failed"):
+        read_numpy_file(path)
