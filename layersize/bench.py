@@ -862,9 +862,9 @@ _SETTING_OPTIONS = {
 
 def _check_settings(results_csv: Path, settings: dict[str, Any], has_scores: bool) -> None:
     """Raise if the scores in a results file were made with other settings than this run's."""
-    record = settings_path(results_csv)
     if not has_scores:
         return
+    record = settings_path(results_csv)
     if not record.is_file():
         logger.warning(
             "%s has no settings record %s, so this run cannot check that the scores in it were "
@@ -872,18 +872,20 @@ def _check_settings(results_csv: Path, settings: dict[str, Any], has_scores: boo
             results_csv, record.name,
         )
         return
-    try:
-        stored = json.loads(record.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        stored, problem = None, str(exc)
-    else:
-        problem = "" if isinstance(stored, dict) else "it does not contain a JSON object"
-    if problem:
-        raise ValueError(
+
+    def unreadable(problem: str) -> ValueError:
+        return ValueError(
             f"Cannot read the settings record {record} of {results_csv}: {problem}. Delete the "
             f"record if the scores were made with the settings of this run, or choose another "
             f"output path."
         )
+
+    try:
+        stored = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise unreadable(str(exc)) from exc
+    if not isinstance(stored, dict):
+        raise unreadable("it does not contain a JSON object")
 
     changed = [key for key in settings if stored.get(key) != settings[key]]
     if not changed:
