@@ -300,6 +300,12 @@ def command_profile(arguments: argparse.Namespace) -> None:
     pstats.Stats(profiler).sort_stats("tottime").print_stats(arguments.top)
 
 
+def add_classifier_option(parser: argparse.ArgumentParser) -> None:
+    """Add --no-classifier, which leaves the classifier's output out of the scores."""
+    parser.add_argument("--no-classifier", dest="classifier", action="store_false",
+                        help="Leave the classifier's output out: one image per repetition.")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--verbose", action="store_true", help="Log progress at INFO level.")
@@ -313,8 +319,7 @@ def main(argv: list[str] | None = None) -> None:
     score.add_argument("--repetitions", type=int, default=32, help="Repetitions of each NEAR score.")
     score.add_argument("--minutes", type=float, default=20, help="Start no chunk after this many minutes.")
     score.add_argument("--chunk", type=int, default=40, help="Architectures per chunk between time checks.")
-    score.add_argument("--no-classifier", dest="classifier", action="store_false",
-                         help="Leave the classifier's output out: one image per repetition.")
+    add_classifier_option(score)
     score.set_defaults(run=command_score)
 
     report = commands.add_parser("report", help="Print the correlation and proxy tables.")
@@ -330,8 +335,7 @@ def main(argv: list[str] | None = None) -> None:
     throughput.add_argument("--repetitions", type=int, default=32, help="Repetitions of each NEAR score.")
     throughput.add_argument("--workers", type=int, default=2, help="Also time a local cluster (0: skip).")
     throughput.add_argument("--scratch", default="/tmp", help="Folder for the cluster run's results CSV.")
-    throughput.add_argument("--no-classifier", dest="classifier", action="store_false",
-                              help="Leave the classifier's output out: one image per repetition.")
+    add_classifier_option(throughput)
     throughput.set_defaults(run=command_throughput)
 
     share = commands.add_parser("forward-share", help="Time plain forward passes against scoring.")
@@ -346,8 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     profile.add_argument("--index", type=int, default=9765, help="Benchmark index to profile.")
     profile.add_argument("--repetitions", type=int, default=32, help="Repetitions of the NEAR score.")
     profile.add_argument("--top", type=int, default=25, help="Functions to list, by own time.")
-    profile.add_argument("--no-classifier", dest="classifier", action="store_false",
-                           help="Leave the classifier's output out: one image per repetition.")
+    add_classifier_option(profile)
     profile.set_defaults(run=command_profile)
 
     arguments = parser.parse_args(argv)
