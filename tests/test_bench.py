@@ -578,11 +578,9 @@ def test_correlate_with_accuracy_joins_on_index():
 # --- near-bench ------------------------------------------------------------------------
 
 
-def test_near_bench_runs_and_resumes(tmp_path, monkeypatch):
-    from layersize.cli.bench import main
-
-    monkeypatch.setattr(bench, "_default_scorer", lambda classifier=True: stub_scorer)
-    pixels = np.random.default_rng(1).integers(0, 256, size=(12, 32, 32, 3), dtype=np.uint8)
+def write_bench_inputs(tmp_path: Path, n_images: int = 12) -> tuple[Path, Path]:
+    """Write random uint8 images and an accuracy table of indices 0 to 7; return both paths."""
+    pixels = np.random.default_rng(1).integers(0, 256, size=(n_images, 32, 32, 3), dtype=np.uint8)
     np.savez(tmp_path / "images.npz", images=pixels)
     archs = all_architectures()
     with (tmp_path / "accuracy.csv").open("w", newline="") as handle:
@@ -590,9 +588,16 @@ def test_near_bench_runs_and_resumes(tmp_path, monkeypatch):
         writer.writerow(["index", "arch", "cifar10_test_acc"])
         for index in range(8):
             writer.writerow([index, archs[index], 80 + index])
-    arguments = ["--indices", "0,1,2,3,284", "--images", str(tmp_path / "images.npz"),
-                 "--accuracy", str(tmp_path / "accuracy.csv"), "--out", str(tmp_path / "out"),
-                 "--repetitions", "2", "--bootstrap", "20", "--no-progress"]
+    return tmp_path / "images.npz", tmp_path / "accuracy.csv"
+
+
+def test_near_bench_runs_and_resumes(tmp_path, monkeypatch):
+    from layersize.cli.bench import main
+
+    monkeypatch.setattr(bench, "_default_scorer", lambda classifier=True: stub_scorer)
+    images, accuracy = write_bench_inputs(tmp_path)
+    arguments = ["--indices", "0,1,2,3,284", "--images", str(images), "--accuracy", str(accuracy),
+                 "--out", str(tmp_path / "out"), "--repetitions", "2", "--bootstrap", "20", "--no-progress"]
 
     first = CliRunner().invoke(main, arguments)
     assert first.exit_code == 0, first.output
@@ -621,28 +626,14 @@ def test_near_bench_no_classifier(tmp_path, monkeypatch):
         return stub_scorer
 
     monkeypatch.setattr(bench, "_default_scorer", default_scorer)
-    pixels = np.random.default_rng(1).integers(0, 256, size=(4, 32, 32, 3), dtype=np.uint8)
-    np.savez(tmp_path / "images.npz", images=pixels)
-    result = CliRunner().invoke(main, ["--indices", "0,1", "--images", str(tmp_path / "images.npz"),
+    images, _ = write_bench_inputs(tmp_path, n_images=4)
+    result = CliRunner().invoke(main, ["--indices", "0,1", "--images", str(images),
                                        "--out", str(tmp_path / "out"), "--repetitions", "2",
                                        "--no-classifier", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert requested
     assert set(requested) == {False}
     assert json.loads((tmp_path / "out" / "scores.csv.settings.json").read_text())["classifier"] is False
-
-
-def write_bench_inputs(tmp_path: Path, n_images: int = 12) -> tuple[Path, Path]:
-    """Write random uint8 images and an accuracy table of indices 0 to 7; return both paths."""
-    pixels = np.random.default_rng(1).integers(0, 256, size=(n_images, 32, 32, 3), dtype=np.uint8)
-    np.savez(tmp_path / "images.npz", images=pixels)
-    archs = all_architectures()
-    with (tmp_path / "accuracy.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["index", "arch", "cifar10_test_acc"])
-        for index in range(8):
-            writer.writerow([index, archs[index], 80 + index])
-    return tmp_path / "images.npz", tmp_path / "accuracy.csv"
 
 
 def test_near_bench_bad_device_rejected_up_front(tmp_path):
