@@ -1222,7 +1222,7 @@ def _check_table_order(table: AccuracyTable, indices: Sequence[int], path: Path)
             raise ValueError(
                 f"The accuracy table {path} has architecture {table.arch[row]} at index {index}, "
                 f"but the benchmark has {archs[index]} there. Check the index and arch columns of "
-                f"that row; the table must use the benchmark's index order."
+                f"that row. The table must use the benchmark's index order."
             )
 
 

@@ -1,7 +1,7 @@
 """Location of the reference data (CIFAR-10 sample, MNIST digits, NAS-Bench tables) for tests.
 
 By default the tests look in ``shared/data`` beside the repository. Set
-``LAYERSIZE_SHARED_DATA`` to another folder to use that one; a value that is
+``LAYERSIZE_SHARED_DATA`` to another folder to use that one. A value that is
 not a folder stops the tests. A test that needs a file from the folder skips,
 naming the path, when the file is missing.
 """

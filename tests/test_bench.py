@@ -331,7 +331,7 @@ def test_without_classifier_one_image_per_repetition(images):
     ]
 
 
-def test_without_classifier_scores_from_a_single_image(tmp_path, images):
+def test_without_classifier_single_image(tmp_path, images):
     near_score_or_skip()
     one_image = images[:1]
     with pytest.raises(ValueError, match="needs 10 images, but there are only 1.*--no-classifier"):
@@ -579,7 +579,7 @@ def test_correlate_with_accuracy_joins_on_index():
 
 
 def write_bench_inputs(tmp_path: Path, n_images: int = 12) -> tuple[Path, Path]:
-    """Write random uint8 images and an accuracy table of indices 0 to 7; return both paths."""
+    """Write random uint8 images and an accuracy table of indices 0 to 7, and return both paths."""
     pixels = np.random.default_rng(1).integers(0, 256, size=(n_images, 32, 32, 3), dtype=np.uint8)
     np.savez(tmp_path / "images.npz", images=pixels)
     archs = all_architectures()
@@ -636,7 +636,7 @@ def test_near_bench_no_classifier(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "out" / "scores.csv.settings.json").read_text())["classifier"] is False
 
 
-def test_near_bench_bad_device_rejected_up_front(tmp_path):
+def test_near_bench_rejects_bad_device(tmp_path):
     from layersize.cli.bench import main
 
     images, _ = write_bench_inputs(tmp_path)
@@ -659,7 +659,7 @@ def test_near_bench_all_failed_exits_nonzero(tmp_path, monkeypatch):
     assert "No architecture was scored" in result.output
 
 
-def test_near_bench_table_order_checked_before_scoring(tmp_path, monkeypatch):
+def test_near_bench_table_checked_first(tmp_path, monkeypatch):
     from layersize.cli.bench import main
 
     calls: list[int] = []
@@ -676,12 +676,12 @@ def test_near_bench_table_order_checked_before_scoring(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["--indices", "0,1", "--images", str(images), "--accuracy", str(accuracy),
                                        "--out", str(tmp_path / "out"), "--repetitions", "2", "--no-progress"])
     assert result.exit_code == 1
-    assert "the table must use the benchmark's index order" in result.output
+    assert "The table must use the benchmark's index order" in result.output
     assert calls == []
     assert not (tmp_path / "out").exists()
 
 
-def test_near_bench_without_table_removes_old_summary(tmp_path, monkeypatch):
+def test_near_bench_removes_stale_summary(tmp_path, monkeypatch):
     from layersize.cli.bench import main
 
     monkeypatch.setattr(bench, "_default_scorer", lambda classifier=True: stub_scorer)
@@ -740,7 +740,7 @@ def test_table_order_checks_requested_rows_only(tmp_path):
         bench._check_table_order(invalid, [2], tmp_path / "acc.csv")
 
 
-def test_near_bench_keeps_summary_it_did_not_write(tmp_path, monkeypatch):
+def test_near_bench_keeps_foreign_summary(tmp_path, monkeypatch):
     from layersize.cli.bench import main
 
     monkeypatch.setattr(bench, "_default_scorer", lambda classifier=True: stub_scorer)

@@ -66,12 +66,12 @@ def _quiet_dask_logs() -> None:
               default=Path("near-bench-results"), show_default=True,
               help="Output folder for scores.csv, summary.json and near_vs_accuracy.png.")
 @click.option("--repetitions", type=click.IntRange(min=2), default=32, show_default=True,
-              help="Repetitions of each NEAR score, each with fresh weights; at least 2 for a standard error.")
+              help="Repetitions of each NEAR score, each with fresh weights. At least 2, for a standard error.")
 @click.option("--num-classes", type=click.IntRange(min=1), default=10, show_default=True,
               help="Output width of the networks' classifier.")
 @click.option("--classifier/--no-classifier", default=True, show_default=True,
               help="Count the output of the final Linear layer in the score. It is --num-classes wide, "
-                   "so each repetition needs that many images; without it one image per repetition "
+                   "so each repetition needs that many images. Without it one image per repetition "
                    "is enough and scoring takes about 1.7x less time, but the scores change and rank "
                    "slightly worse against accuracy (docs/benchmarks.md).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -91,8 +91,8 @@ def _quiet_dask_logs() -> None:
               show_default=True, help="Confidence level of the bootstrap intervals.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed of the --sample draw and of every NEAR score (weights, images, block positions); "
-                   "the same seed gives the same scores.")
+              help="Seed of the --sample draw and of every NEAR score (weights, images, block positions). "
+                   "The same seed gives the same scores.")
 @verbosity_options
 def main(space, sample, indices, archs_file, images, normalise, accuracy, out_dir, repetitions,
          num_classes, classifier, workers, scheduler, retries, torch_threads, device, n_bootstrap, confidence, no_progress, seed, verbose, quiet):
